@@ -1,0 +1,217 @@
+"""The networks of the book, each configurable by depth, width and `norm=` (a kind from bnutils.norms).
+
+Placement follows Ioffe & Szegedy: linear/conv -> norm -> nonlinearity. A layer followed by a norm that
+re-centres (every kind but `none` and `noise`) has no bias: beta does its job. Initialisation is explicit:
+He/Kaiming (fan-in, ReLU gain) for ReLU nets, Glorot for sigmoid/tanh/linear nets; PyTorch's default
+would shrink deep ReLU nets and make the no-BN baseline look unfairly bad.
+"""
+from __future__ import annotations
+
+
+import torch
+import torch.nn as nn
+
+from . import validate
+from .norms import NORM_KINDS, make_norm
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
+INITS = ("kaiming", "glorot", "torch")
+VGG_CONFIGS = {  # numbers are conv output channels at width 1.0, "M" is 2x2 max-pooling
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+def _has_bias(norm: str) -> bool:
+    return norm in ("none", "noise")
+
+
+def init_weights(module: nn.Module, init: str, nonlinearity: str = "relu") -> None:
+    """Initialise every conv/linear weight of `module` in place; biases to zero. `torch` keeps PyTorch's default."""
+    validate.choice("init", init, INITS)
+    if init == "torch":
+        return
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if init == "kaiming":
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu" if nonlinearity == "relu" else "linear")
+            else:
+                nn.init.xavier_normal_(m.weight, gain=nn.init.calculate_gain("sigmoid" if nonlinearity == "sigmoid" else "linear"))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Block(nn.Sequential):
+    """linear (or conv) -> norm -> activation, with the three parts named so hooks can find them."""
+
+    def __init__(self, layer: nn.Module, norm: nn.Module, act: nn.Module):
+        super().__init__()
+        self.layer, self.norm, self.act = layer, norm, act
+
+
+class MLP(nn.Module):
+    """A fully connected net: `depth` hidden blocks of `width` units, then a linear classifier.
+
+    Ioffe & Szegedy's MNIST net is MLP(784, width=100, depth=3, activation="sigmoid", init="glorot").
+    """
+
+    def __init__(self, in_features: int, width: int = 100, depth: int = 3, num_classes: int = 10,
+                 activation: str = "relu", norm: str = "none", init: str | None = None, **norm_kwargs):
+        super().__init__()
+        validate.integer("in_features", in_features)
+        validate.integer("width", width)
+        validate.integer("depth", depth)
+        validate.integer("num_classes", num_classes)
+        validate.choice("activation", activation, ACTIVATIONS)
+        validate.choice("norm", norm, NORM_KINDS)
+        init = init or ("kaiming" if activation == "relu" else "glorot")
+        dims = [in_features] + [width] * depth
+        self.blocks = nn.ModuleList(
+            Block(nn.Linear(dims[i], dims[i + 1], bias=_has_bias(norm)), make_norm(norm, width, dim=1, **norm_kwargs),
+                  ACTIVATIONS[activation]())
+            for i in range(depth))
+        self.head = nn.Linear(width, num_classes)
+        init_weights(self, init, activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for b in self.blocks:
+            x = b(x)
+        return self.head(x)
+
+
+class VGG(nn.Module):
+    """The VGG used by Santurkar et al. on CIFAR-10: 3x3 conv blocks, max-pooling, one linear classifier.
+
+    `width` scales every channel count (1.0 = 64..512, the `gpu` profile; 1/8 on a CPU). Kaiming init.
+    """
+
+    def __init__(self, config: str = "vgg16", width: float = 1.0, norm: str = "none", num_classes: int = 10,
+                 init: str = "kaiming", **norm_kwargs):
+        super().__init__()
+        validate.choice("config", config, VGG_CONFIGS)
+        validate.positive("width", width)
+        validate.choice("norm", norm, NORM_KINDS)
+        blocks: list[nn.Module] = []
+        c_in = 3
+        for v in VGG_CONFIGS[config]:
+            if v == "M":
+                blocks.append(nn.MaxPool2d(2))
+                continue
+            c = max(1, round(v * width))
+            blocks.append(Block(nn.Conv2d(c_in, c, 3, padding=1, bias=_has_bias(norm)),
+                                make_norm(norm, c, dim=2, **norm_kwargs), nn.ReLU()))
+            c_in = c
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Linear(c_in, num_classes)
+        init_weights(self, init)
+
+    @property
+    def blocks(self) -> list[Block]:
+        """The conv blocks in order (layer #1 is blocks[0])."""
+        return [m for m in self.features if isinstance(m, Block)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).flatten(1))
+
+
+class DeepLinear(nn.Module):
+    """Santurkar et al.'s deep linear network: y = W_depth ... W_1 x, square `dim` x `dim` layers, no biases.
+
+    With a norm (our choice of placement, which the paper leaves open): a norm layer after each of the
+    first depth - 1 layers, none after the output layer. Glorot init.
+    """
+
+    def __init__(self, depth: int = 25, dim: int = 10, norm: str = "none", init: str = "glorot", **norm_kwargs):
+        super().__init__()
+        validate.integer("depth", depth)
+        validate.integer("dim", dim)
+        validate.choice("norm", norm, NORM_KINDS)
+        self.blocks = nn.ModuleList(
+            Block(nn.Linear(dim, dim, bias=False),
+                  make_norm(norm, dim, dim=1, **norm_kwargs) if i < depth - 1 else nn.Identity(), nn.Identity())
+            for i in range(depth))
+        init_weights(self, init, "linear")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for b in self.blocks:
+            x = b(x)
+        return x
+
+
+class BasicBlock(nn.Module):
+    """He et al.'s CIFAR residual block: conv-norm-relu-conv-norm, plus the shortcut, then relu.
+
+    Downsampling shortcuts are option A (strided identity, zero-padded channels), as in the CIFAR ResNets.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, **norm_kwargs):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=_has_bias(norm))
+        self.norm1 = make_norm(norm, c_out, dim=2, **norm_kwargs)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=_has_bias(norm))
+        self.norm2 = make_norm(norm, c_out, dim=2, **norm_kwargs)
+        self.act = nn.ReLU()
+        self.stride, self.pad = stride, c_out - c_in
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1 and self.pad == 0:
+            return x
+        x = x[:, :, ::self.stride, ::self.stride]
+        return nn.functional.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """The CIFAR ResNet of He et al. (2016): depth = 6n + 2 (20, 32, 44, 56, 110), stages of 16/32/64 channels.
+
+    Bjorck et al. train ResNet-110 with and without BN; without BN nothing else changes. Kaiming init.
+    """
+
+    def __init__(self, depth: int = 110, norm: str = "batchnorm", width: float = 1.0, num_classes: int = 10,
+                 init: str = "kaiming", **norm_kwargs):
+        super().__init__()
+        validate.integer("depth", depth, minimum=8)
+        if (depth - 2) % 6:
+            raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+        validate.choice("norm", norm, NORM_KINDS)
+        validate.positive("width", width)
+        n = (depth - 2) // 6
+        chans = [max(1, round(c * width)) for c in (16, 32, 64)]
+        self.stem = Block(nn.Conv2d(3, chans[0], 3, padding=1, bias=_has_bias(norm)),
+                          make_norm(norm, chans[0], dim=2, **norm_kwargs), nn.ReLU())
+        layers: list[nn.Module] = []
+        c_in = chans[0]
+        for stage, c in enumerate(chans):
+            for i in range(n):
+                layers.append(BasicBlock(c_in, c, 2 if stage > 0 and i == 0 else 1, norm, **norm_kwargs))
+                c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+        init_weights(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+MODEL_NAMES = ("mlp", "vgg", "dln", "resnet")
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Construct a model by name ('mlp', 'vgg', 'dln', 'resnet') with the class's keyword arguments."""
+    validate.choice("model", name, MODEL_NAMES)
+    return {"mlp": MLP, "vgg": VGG, "dln": DeepLinear, "resnet": ResNet}[name](**kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def conv_layers(model: nn.Module) -> list[nn.Module]:
+    """All conv/linear layers in forward order: 'layer #i' in the papers is conv_layers(model)[i - 1]."""
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

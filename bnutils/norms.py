@@ -1,0 +1,284 @@
+"""Normalization layers: BatchNorm from scratch, Santurkar et al.'s noisy BN, the l_p variants, and BN helpers.
+
+Every layer works on (N, C) and (N, C, *spatial) inputs: statistics are per channel C, over the batch and
+all spatial positions. `make_norm(kind, C)` is the one factory the models use.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn as nn
+
+from . import validate
+
+
+def _reduce_dims(x: torch.Tensor) -> list[int]:
+    if x.dim() < 2:
+        raise ValueError(f"input must have shape (N, C, ...), got {tuple(x.shape)}")
+    return [0] + list(range(2, x.dim()))
+
+
+def _per_channel(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Reshape a (C,) vector so it broadcasts against x of shape (N, C, *spatial)."""
+    return v.view(1, -1, *([1] * (x.dim() - 2)))
+
+
+class BatchNorm(nn.Module):
+    """Batch normalization written out, matching torch.nn.BatchNorm1d/2d exactly.
+
+    Train mode normalizes with the batch mean and the *biased* batch variance, and updates
+    running_mean / running_var with the *unbiased* variance: new = (1 - momentum) * old + momentum * batch
+    (PyTorch's convention; momentum=None gives the cumulative average, as Ioffe & Szegedy's population
+    statistics). Eval mode normalizes with the running statistics. epsilon sits inside the square root.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True):
+        super().__init__()
+        validate.integer("num_features", num_features)
+        validate.positive("eps", eps)
+        if momentum is not None:
+            validate.in_range("momentum", momentum, 0.0, 1.0)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", torch.zeros(num_features))
+            self.register_buffer("running_var", torch.ones(num_features))
+            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """x_hat = (x - mean) / sqrt(var + eps), with batch or running statistics; no gamma/beta."""
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"expected {self.num_features} channels, got input of shape {tuple(x.shape)}")
+        dims = _reduce_dims(x)
+        use_batch = self.training or not self.track_running_stats
+        if use_batch:
+            n = x.numel() // x.shape[1]
+            if self.training and n < 2:
+                raise ValueError(f"BatchNorm needs more than 1 value per channel in training, got shape {tuple(x.shape)}")
+            mean = x.mean(dim=dims)
+            var = x.var(dim=dims, unbiased=False)
+            if self.training and self.track_running_stats:
+                with torch.no_grad():
+                    self.num_batches_tracked += 1
+                    m = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                    unbiased = var * (n / (n - 1))
+                    self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                    self.running_var.mul_(1 - m).add_(m * unbiased.detach())
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - _per_channel(mean, x)) / torch.sqrt(_per_channel(var, x) + self.eps)
+
+    def affine_transform(self, x_hat: torch.Tensor) -> torch.Tensor:
+        if not self.affine:
+            return x_hat
+        return x_hat * _per_channel(self.weight, x_hat) + _per_channel(self.bias, x_hat)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.affine_transform(self.normalize(x))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+
+
+class SanturkarNoise(nn.Module):
+    """The noise of Santurkar et al. (2018), Algorithm 1, as a layer: a <- s * a + m, in training mode only.
+
+    Each forward pass (each step) draws, per channel j, mu_j ~ U(-n_mu, n_mu) and sigma_j ~ U(1, n_sigma);
+    then per element (every sample and spatial position) m ~ U(mu_j - r_mu, mu_j + r_mu) and
+    s ~ N(sigma_j, r_sigma). Eval mode is the identity. `scale` multiplies all four constants' spread
+    (n_mu, n_sigma - 1, r_mu, r_sigma); scale=0 is no noise.
+    """
+
+    def __init__(self, n_mu: float = 0.5, n_sigma: float = 1.25, r_mu: float = 0.1, r_sigma: float = 0.1,
+                 scale: float = 1.0):
+        super().__init__()
+        validate.positive("n_mu", n_mu, allow_zero=True)
+        validate.positive("n_sigma", n_sigma)
+        if n_sigma < 1:
+            raise ValueError(f"n_sigma={n_sigma!r} must be >= 1 (sigma ~ U(1, n_sigma))")
+        validate.positive("r_mu", r_mu, allow_zero=True)
+        validate.positive("r_sigma", r_sigma, allow_zero=True)
+        validate.positive("scale", scale, allow_zero=True)
+        self.n_mu, self.n_sigma, self.r_mu, self.r_sigma = n_mu * scale, 1 + (n_sigma - 1) * scale, r_mu * scale, r_sigma * scale
+
+    def sample(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw (mu, sigma, m, s) for an input shaped like x: mu, sigma per channel; m, s per element."""
+        c = x.shape[1]
+        mu = (torch.rand(c, device=x.device, dtype=x.dtype) * 2 - 1) * self.n_mu
+        sigma = 1 + torch.rand(c, device=x.device, dtype=x.dtype) * (self.n_sigma - 1)
+        m = _per_channel(mu, x) + (torch.rand_like(x) * 2 - 1) * self.r_mu
+        s = _per_channel(sigma, x) + torch.randn_like(x) * self.r_sigma
+        return mu, sigma, m, s
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        _, _, m, s = self.sample(x)
+        return s * x + m
+
+    def extra_repr(self) -> str:
+        return f"n_mu={self.n_mu}, n_sigma={self.n_sigma}, r_mu={self.r_mu}, r_sigma={self.r_sigma}"
+
+
+class NoisyBatchNorm(BatchNorm):
+    """BatchNorm followed by Santurkar's noise (training only): the distributions after BN stop being stable.
+
+    `position="after_affine"` (default, our reading of "noise injected after BatchNorm layers") adds the noise
+    to the BN layer's output; `"before_affine"` adds it to the normalized x_hat before gamma and beta.
+    """
+
+    def __init__(self, num_features: int, *, position: str = "after_affine", n_mu: float = 0.5,
+                 n_sigma: float = 1.25, r_mu: float = 0.1, r_sigma: float = 0.1, scale: float = 1.0, **bn_kwargs):
+        super().__init__(num_features, **bn_kwargs)
+        self.position = validate.choice("position", position, ("after_affine", "before_affine"))
+        self.noise = SanturkarNoise(n_mu, n_sigma, r_mu, r_sigma, scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x_hat = self.normalize(x)
+        if self.position == "before_affine":
+            return self.affine_transform(self.noise(x_hat))
+        return self.noise(self.affine_transform(x_hat))
+
+
+class LpBatchNorm(nn.Module):
+    """The l_p normalizations of Santurkar et al. (Sec. 4.2): subtract the batch mean, divide by a batch l_p scale.
+
+    Our reading: the scale is computed per channel on the activations before the mean is subtracted:
+    p=1 the mean |x|, p=2 the root mean square, p=inf the max |x|. Running averages of the mean and scale
+    are kept (PyTorch's momentum convention) and used in eval mode. gamma and beta as in BN.
+    """
+
+    def __init__(self, num_features: int, p: float, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        validate.integer("num_features", num_features)
+        self.p = validate.choice("p", p, (1, 2, math.inf))
+        validate.positive("eps", eps, allow_zero=True)
+        self.momentum = validate.in_range("momentum", momentum, 0.0, 1.0)
+        self.num_features, self.eps, self.affine = num_features, eps, affine
+        self.weight = nn.Parameter(torch.ones(num_features)) if affine else None
+        self.bias = nn.Parameter(torch.zeros(num_features)) if affine else None
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_scale", torch.ones(num_features))
+
+    def batch_scale(self, x: torch.Tensor) -> torch.Tensor:
+        dims = _reduce_dims(x)
+        if self.p == 1:
+            return x.abs().mean(dim=dims)
+        if self.p == 2:
+            return x.pow(2).mean(dim=dims).sqrt()
+        return x.abs().amax(dim=dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean, scale = x.mean(dim=_reduce_dims(x)), self.batch_scale(x)
+            with torch.no_grad():
+                self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean.detach())
+                self.running_scale.mul_(1 - self.momentum).add_(self.momentum * scale.detach())
+        else:
+            mean, scale = self.running_mean, self.running_scale
+        y = (x - _per_channel(mean, x)) / (_per_channel(scale, x) + self.eps)
+        if self.affine:
+            y = y * _per_channel(self.weight, x) + _per_channel(self.bias, x)
+        return y
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, p={self.p}"
+
+
+NORM_KINDS = ("none", "batchnorm", "scratch", "noisy", "noise", "l1", "l2", "linf")
+
+
+def make_norm(kind: str, num_features: int, dim: int = 2, **kwargs) -> nn.Module:
+    """The normalization layer `kind` for `num_features` channels of a `dim`-d input (1: (N,C), 2: (N,C,H,W)).
+
+    none: identity; batchnorm: PyTorch's; scratch: our BatchNorm; noisy: BN + Santurkar noise;
+    noise: the noise alone (the "standard + noise" control); l1 / l2 / linf: the l_p variants.
+    Extra keyword arguments go to the layer (e.g. momentum, or the noise constants).
+    """
+    validate.choice("norm", kind, NORM_KINDS)
+    validate.integer("num_features", num_features)
+    validate.choice("dim", dim, (1, 2))
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batchnorm":
+        return (nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d)(num_features, **kwargs)
+    if kind == "scratch":
+        return BatchNorm(num_features, **kwargs)
+    if kind == "noisy":
+        return NoisyBatchNorm(num_features, **kwargs)
+    if kind == "noise":
+        return SanturkarNoise(**kwargs)
+    return LpBatchNorm(num_features, p={"l1": 1, "l2": 2, "linf": math.inf}[kind], **kwargs)
+
+
+def is_norm(module: nn.Module) -> bool:
+    """True for any normalization layer that carries batch statistics (PyTorch's or ours)."""
+    return isinstance(module, (nn.modules.batchnorm._BatchNorm, BatchNorm, LpBatchNorm))
+
+
+@torch.no_grad()
+def fold_batchnorm(layer: nn.Conv2d | nn.Linear, bn: nn.Module) -> nn.Conv2d | nn.Linear:
+    """A new conv/linear layer equal to `bn(layer(x))` at inference: W' = W * gamma / sqrt(var + eps), b' folded too.
+
+    `bn` must use running statistics (eval mode): that is what makes BN an affine map at inference.
+    """
+    if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+        raise ValueError(f"layer must be nn.Conv2d or nn.Linear, got {type(layer).__name__}")
+    if getattr(bn, "running_var", None) is None:
+        raise ValueError("bn must track running statistics to be folded")
+    gamma = bn.weight if bn.weight is not None else torch.ones_like(bn.running_var)
+    beta = bn.bias if bn.bias is not None else torch.zeros_like(bn.running_mean)
+    factor = gamma / torch.sqrt(bn.running_var + bn.eps)
+    folded = copy.deepcopy(layer)
+    w = layer.weight * factor.view(-1, *([1] * (layer.weight.dim() - 1)))
+    b = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
+    folded.weight = nn.Parameter(w.clone())
+    folded.bias = nn.Parameter((b - bn.running_mean) * factor + beta)
+    return folded
+
+
+@torch.no_grad()
+def recalibrate(model: nn.Module, batches) -> nn.Module:
+    """Recompute every BN layer's running statistics as the exact average over `batches` (an iterable of inputs).
+
+    This is Ioffe & Szegedy's population statistics: the fix when running averages are stale or were
+    accumulated under noise (Santurkar noise is switched off while recalibrating). The model's train/eval
+    mode is restored afterwards.
+    """
+    was_training = model.training
+    layers = [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, BatchNorm))]
+    saved = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for m in model.modules():
+        if isinstance(m, SanturkarNoise):
+            m.eval()  # population statistics of the clean network
+    n = 0
+    for x in batches:
+        model(x)
+        n += 1
+    if n == 0:
+        raise ValueError("batches must yield at least one batch")
+    for m, mom in zip(layers, saved):
+        m.momentum = mom
+    model.train(was_training)
+    return model

@@ -1,0 +1,105 @@
+"""One look for every figure: a seaborn theme, a colour-blind-safe palette with a fixed colour per norm kind,
+and the figure types chapters share (curves with seed bands, quantile bands over time, histograms over time,
+and a precomputed slider that works in the static book with no kernel)."""
+from __future__ import annotations
+
+import warnings
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+PALETTE = sns.color_palette("colorblind")
+COLORS = {  # one colour per network variant, the same in every chapter
+    "none": PALETTE[0], "batchnorm": PALETTE[1], "scratch": PALETTE[1], "noisy": PALETTE[2],
+    "noise": PALETTE[3], "l1": PALETTE[4], "l2": PALETTE[5], "linf": PALETTE[6],
+}
+LABELS = {
+    "none": "standard (no BN)", "batchnorm": "BatchNorm", "scratch": "BatchNorm (scratch)",
+    "noisy": "noisy BatchNorm", "noise": "standard + noise", "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm",
+}
+DIVERGED_MARKER = dict(marker="x", color="black", markersize=8, linestyle="none")
+
+
+def set_theme() -> None:
+    """The book's theme: white grid, colour-blind palette, readable sizes, PNG output at a moderate resolution."""
+    sns.set_theme(style="whitegrid", palette="colorblind", context="notebook",
+                  rc={"figure.dpi": 90, "savefig.dpi": 90, "axes.titleweight": "bold", "axes.titlesize": 11,
+                      "legend.frameon": False, "animation.embed_limit": 40})
+
+
+def color(kind: str):
+    return COLORS.get(kind, "gray")
+
+
+def label(kind: str) -> str:
+    return LABELS.get(kind, kind)
+
+
+def band(ax: plt.Axes, x: Sequence[float], runs: Sequence[Sequence[float]], *, kind: str = "none",
+         label_: str | None = None, alpha: float = 0.25) -> None:
+    """Mean over runs (seeds) as a line and min..max as a shaded band; runs may differ in length (diverged ones stop)."""
+    n = max(len(r) for r in runs)
+    m = np.full((len(runs), n), np.nan)
+    for i, r in enumerate(runs):
+        m[i, : len(r)] = r
+    x = np.asarray(x)[:n]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns where every seed diverged
+        mean, lo, hi = np.nanmean(m, 0), np.nanmin(m, 0), np.nanmax(m, 0)
+    ax.plot(x, mean, color=color(kind), label=label_ or label(kind))
+    ax.fill_between(x, lo, hi, color=color(kind), alpha=alpha, linewidth=0)
+
+
+def quantile_bands(ax: plt.Axes, steps: Sequence[int], quantiles: np.ndarray, *, kind: str = "none",
+                   label_: str | None = None) -> None:
+    """Ioffe & Szegedy's Fig 1 style: the middle quantile as a line, the outer ones as thin lines around it."""
+    q = np.asarray(quantiles)
+    mid = q.shape[1] // 2
+    for j in range(q.shape[1]):
+        ax.plot(steps, q[:, j], color=color(kind), lw=2 if j == mid else 1, alpha=1 if j == mid else 0.7,
+                label=(label_ or label(kind)) if j == mid else None)
+
+
+def histograms_over_time(ax: plt.Axes, steps: Sequence[int], samples: Sequence[Sequence[float]], *,
+                         bins: int = 40, value_range: tuple[float, float] | None = None, cmap: str = "mako_r") -> None:
+    """Each recorded step's histogram as one column of a heatmap: the distribution's drift at a glance."""
+    s = [np.asarray(v, dtype=float) for v in samples]
+    finite = np.concatenate([v[np.isfinite(v)] for v in s]) if s else np.array([0.0])
+    lo, hi = value_range or (np.percentile(finite, 0.5), np.percentile(finite, 99.5))
+    if not hi > lo:
+        lo, hi = lo - 1, hi + 1
+    edges = np.linspace(lo, hi, bins + 1)
+    img = np.stack([np.histogram(v[np.isfinite(v)], bins=edges, density=True)[0] for v in s], axis=1)
+    ax.imshow(img, origin="lower", aspect="auto", cmap=cmap, extent=(steps[0], steps[-1], lo, hi),
+              interpolation="nearest")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("activation value")
+
+
+def mark_diverged(ax: plt.Axes, x: Sequence[float], y: Sequence[float], label_: str | None = "diverged") -> None:
+    """Black crosses where runs diverged, so a missing point never looks like a good one."""
+    if len(x):
+        ax.plot(x, y, label=label_, **DIVERGED_MARKER)
+
+
+def frames_slider(draw: Callable[[plt.Figure, object], None], values: Sequence[object], *,
+                  figsize: tuple[float, float] = (9, 3.5), interval: int = 800) -> str:
+    """HTML of a figure with a frame slider: draw(fig, value) is called for each value and the frames are embedded.
+
+    The slider works in the static book with no kernel and no network (matplotlib's JavaScript animation).
+    """
+    from matplotlib.animation import FuncAnimation
+
+    fig = plt.figure(figsize=figsize)
+
+    def update(i: int):
+        fig.clear()
+        draw(fig, values[i])
+        return []
+
+    anim = FuncAnimation(fig, update, frames=len(values), interval=interval, blit=False)
+    html = anim.to_jshtml(default_mode="once")
+    plt.close(fig)
+    return html
