@@ -46,8 +46,9 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
 def source_fingerprint() -> str:
     """sha256 over the bnutils source files: changes whenever the library's code does."""
     h = hashlib.sha256()
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(f.name.encode())
+    root = Path(__file__).parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

@@ -45,7 +45,8 @@ class Profile:
         return list(range(self.n_seeds))
 
 
-_THREADS = max(1, min(2, os.cpu_count() or 1))
+THREADS_ENV = "BNBOOK_THREADS"  # pins the CPU thread count (default: min(2, cores)), e.g. 1 when running chapters side by side
+_THREADS = int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, min(2, os.cpu_count() or 1))
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", "cpu", _THREADS, 2560, 1000, 2, 0.125, 20, False, False),
     "cpu": Profile("cpu", "cpu", _THREADS, 10000, 2000, 3, 0.125, 20, False, False),

@@ -138,12 +138,13 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
           loss: str | None = None, eval_every: int | None = None, eval_stats: str = "running",
           callbacks: dict[str, Callback] | None = None, seed: int = 0, augment: bool = False,
           divergence_factor: float = 1e3, check_every: int = 10, amp: bool = False,
-          channels_last: bool = False, progress: bool = True, desc: str = "") -> Run:
+          channels_last: bool = False, progress: bool | None = None, desc: str = "") -> Run:
     """Train `model` with SGD on `data` for `steps` steps and return the Run.
 
     lr_drop=(fraction, factor) multiplies the lr by `factor` after `fraction` of the steps (Bjorck et al. drop
     it once, halfway). loss defaults to cross-entropy for classification and 'sum_squared' for regression.
     `callbacks` maps a name to a Callback; its result() is stored under that name in run.metrics.
+    progress=None shows a tqdm.auto bar in live sessions only (never in the static book).
     The model is trained in place on the device its parameters are on; the data must be on that device too.
     """
     validate.integer("steps", steps)
@@ -190,6 +191,9 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     drop_at = int(lr_drop[0] * steps) if lr_drop else None
 
     bar = None
+    if progress is None:
+        from .interactive import is_static
+        progress = not is_static()  # a progress bar saved into the static book is junk
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=steps, desc=desc or "training", leave=False)

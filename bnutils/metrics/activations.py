@@ -1,4 +1,4 @@
-"""Measurements taken during training. Here: the per-layer activation-statistics recorder used by several chapters.
+"""The per-layer activation-statistics recorder, used by several chapters.
 
 `ActivationRecorder` is a training callback: every `every` steps it captures, through forward hooks, the
 activations of the chosen modules on that step's batch and keeps per layer: mean, std and quantiles of all
@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import validate
-from .train import Callback, StepState
+from .. import validate
+from ..train import Callback, StepState
 
 
 def _channels_last_2d(t: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,41 @@
+# The two commands of the README: `make book` and `make test`. Both create .venv and install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQ_HASH := $(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(REQ_HASH)
+# Offline copy of CIFAR-10 for tests and CI, used only when present (users download it through torchvision).
+SHARED_DATA := $(abspath ../shared/data)
+export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
+JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
+
+.PHONY: venv book test unit notebooks-ci book-strict browser execute stale student bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+
+book: venv  ## render the book from the committed notebooks into _build/html
+	$(JB)
+	@echo "Book built: open file://$(abspath _build/html/index.html)"
+
+test: venv  ## unit tests, every chapter at profile=ci (nbval), the strict book build
+	$(PY) -m pytest tests -q
+	$(PY) tools/nb.py ci
+	$(JB)
+
+execute: venv  ## re-run chapters at the cpu profile and store their outputs (NB=notebooks/xx.ipynb for one)
+	$(PY) tools/nb.py execute $(NB)
+
+stale: venv
+	$(PY) tools/nb.py stale
+
+student: venv  ## student copies of the notebooks, without solutions, in student/
+	$(PY) tools/nb.py student student
+
+clean:
+	rm -rf _build artifacts student

@@ -1,0 +1,7 @@
+"""Measurements taken during training, one submodule per measurement:
+
+activations (per-layer activation statistics over training).
+"""
+from .activations import ActivationRecorder, layer_array
+
+__all__ = ["ActivationRecorder", "layer_array"]

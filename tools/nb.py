@@ -1,0 +1,249 @@
+"""Notebook tooling for the book: Colab header cells, execution with fingerprints, CI checks, student copies.
+
+    python tools/nb.py sync [NB ...]          write the Colab link + set-up cells (from _config.yml) into chapters
+    python tools/nb.py execute [NB ...]       run chapters at the cpu profile in place, stamping a code fingerprint
+    python tools/nb.py stale                  list chapters whose committed outputs no longer match the code
+    python tools/nb.py ci [NB ...]            CI: each chapter at profile=ci, checked cells compared by nbval
+    python tools/nb.py student OUT            copies of the chapters without solution cells
+    python tools/nb.py from-py SRC.py OUT.ipynb   author a chapter in percent format (# %%, # %% [markdown])
+
+NB defaults to every notebooks/*.ipynb, so a chapter added later is picked up with no change here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+sys.path.insert(0, str(ROOT))
+from bnutils import __version__  # noqa: E402
+from bnutils.cache import source_fingerprint  # noqa: E402
+
+HEADER_TAG, SETUP_TAG, SOLUTION_TAG = "colab-link", "colab-setup", "solution"
+
+
+def chapters(args: list[str] | None = None) -> list[Path]:
+    paths = [Path(a).resolve() for a in args] if args else sorted(NOTEBOOKS.glob("*.ipynb"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"no such notebook: {', '.join(missing)}")
+    return paths
+
+
+def repository() -> tuple[str, str]:
+    """(url, branch) from _config.yml: the one place the repository is named."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    return cfg["repository"]["url"].rstrip("/"), cfg["repository"].get("branch", "main")
+
+
+def colab_url(nb: Path) -> str:
+    url, branch = repository()
+    return url.replace("https://github.com/", "https://colab.research.google.com/github/") + \
+        f"/blob/{branch}/{nb.resolve().relative_to(ROOT).as_posix()}"
+
+
+def header_cells(nb: Path) -> list:
+    url, _ = repository()
+    link = nbformat.v4.new_markdown_cell(
+        f"[Open this chapter in Colab]({colab_url(nb)}) (choose *Runtime → Change runtime type → T4 GPU*; "
+        "the `parameters` cell's `profile=\"auto\"` then runs the papers' settings).")
+    link.metadata["tags"] = [HEADER_TAG]
+    setup = nbformat.v4.new_code_cell(
+        "# Set-up. On Colab: install this book's small `bnutils` package, pinned to a release, without touching\n"
+        "# Colab's own torch/torchvision. Anywhere else: nothing to do (see the book's 'How to run' page).\n"
+        "import subprocess, sys\n"
+        "if \"google.colab\" in sys.modules:\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\",\n"
+        f"                    \"bnutils @ git+{url}@v{__version__}\"], check=True)")
+    setup.metadata["tags"] = [SETUP_TAG]
+    return [link, setup]
+
+
+def sync(nb_path: Path, write: bool = True) -> bool:
+    """Put the generated header cells first and ask Colab for a GPU; True if the file was already in sync."""
+    nb = nbformat.read(nb_path, as_version=4)
+    head = header_cells(nb_path)
+    cells = [c for c in nb.cells if not {HEADER_TAG, SETUP_TAG} & set(c.metadata.get("tags", []))]
+    current = [(c.cell_type, c.source) for c in nb.cells[:2]]
+    ok = current == [(c.cell_type, c.source) for c in head] and nb.metadata.get("accelerator") == "GPU"
+    if write and not ok:
+        old = {tuple(c.metadata.get("tags", [])): c for c in nb.cells[:2]}
+        for c in head:  # keep the stored output of the set-up cell (it has none) and ids stable
+            prev = old.get(tuple(c.metadata["tags"]))
+            if prev is not None and "id" in prev:
+                c["id"] = prev["id"]
+        nb.cells = head + cells
+        nb.metadata["accelerator"] = "GPU"
+        nb.metadata.setdefault("colab", {}).update({"gpuType": "T4", "provenance": []})
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, nb_path)
+    return ok
+
+
+def code_fingerprint(nb) -> str:
+    """sha256 of the chapter's own code cells (papermill's injected cell excluded) and of the bnutils source."""
+    h = hashlib.sha256(source_fingerprint().encode())
+    for c in nb.cells:
+        if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", []):
+            h.update(c.source.encode())
+    return h.hexdigest()[:16]
+
+
+def static_env(profile: str | None) -> dict[str, str]:
+    env = {**os.environ, "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0"}
+    env.pop("BNBOOK_PROFILE", None)
+    if profile:
+        env["BNBOOK_PROFILE"] = profile
+    return env
+
+
+def execute(nb_path: Path, profile: str = "cpu") -> float:
+    """Run a chapter in place at `profile` and stamp its metadata: profile, seconds, fingerprint."""
+    sync(nb_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / nb_path.name
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "papermill", str(nb_path), str(out), "-k", "python3",
+                        "--cwd", str(nb_path.parent), "--no-progress-bar"], check=True, env=static_env(profile))
+        seconds = time.perf_counter() - t0
+        nb = nbformat.read(out, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for c in nb.cells:
+        c.metadata.pop("papermill", None)
+        c.metadata.pop("execution", None)
+    nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "fingerprint": code_fingerprint(nb)}
+    tmp_out = nb_path.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp_out)
+    os.replace(tmp_out, nb_path)
+    return seconds
+
+
+def stale(paths: list[Path]) -> list[str]:
+    """Chapters whose stored fingerprint differs from their current code (or that were never executed)."""
+    out = []
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        stored = nb.metadata.get("bnbook", {}).get("fingerprint")
+        if stored != code_fingerprint(nb):
+            out.append(p.name)
+    return out
+
+
+def ci(paths: list[Path], artifacts: Path) -> int:
+    """Each chapter once at profile=ci: parameters injected by papermill, then executed and compared by nbval."""
+    artifacts.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], []
+    for p in paths:
+        prepared = artifacts / p.name
+        subprocess.run([sys.executable, "-m", "papermill", str(p), str(prepared), "-p", "profile", "ci",
+                        "--prepare-only", "-k", "python3", "--no-progress-bar"], check=True,
+                       env=static_env("ci"), capture_output=True)
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
+                            "--nbval-current-env", "--nbval-cell-timeout=600", str(prepared)],
+                           env=static_env("ci"), cwd=str(p.parent))
+        seconds = time.perf_counter() - t0
+        rows.append((p.name, seconds, r.returncode == 0))
+        if r.returncode != 0:
+            failed.append(p.name)
+    print("\nchapter timings at profile=ci (budget 90 s each)")
+    print(f"{'notebook':<40} {'seconds':>8}  result")
+    for name, s, ok in rows:
+        print(f"{name:<40} {s:8.1f}  {'ok' if ok else 'FAILED'}{'  (over budget)' if s > 90 else ''}")
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def student(paths: list[Path], out_dir: Path) -> None:
+    """Copies without the cells tagged `solution` (each replaced by a note) and without outputs of exercises."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for p in paths:
+        nb = nbformat.read(p, as_version=4)
+        cells = []
+        for c in nb.cells:
+            if SOLUTION_TAG in c.metadata.get("tags", []):
+                cells.append(nbformat.v4.new_markdown_cell("*(Solution removed: your turn.)*"))
+            else:
+                cells.append(c)
+        nb.cells = cells
+        nbformat.write(nb, out_dir / p.name)
+        print(f"wrote {out_dir / p.name}")
+
+
+def from_py(src: Path, out: Path) -> None:
+    """Percent-format script -> notebook. `# %% [markdown]` starts a markdown cell (lines start with '# '),
+    `# %%` a code cell; `tags=["a", "b"]` after either sets the cell's tags."""
+    cells, kind, tags, buf = [], None, [], []
+
+    def flush():
+        if kind is None:
+            return
+        text = "\n".join(buf).strip("\n")
+        if kind == "markdown":
+            text = "\n".join(re.sub(r"^# ?", "", ln) for ln in text.splitlines())
+            cell = nbformat.v4.new_markdown_cell(text)
+        else:
+            cell = nbformat.v4.new_code_cell(text)
+        if tags:
+            cell.metadata["tags"] = tags
+        cells.append(cell)
+
+    for line in src.read_text().splitlines():
+        m = re.match(r"^# %%(\s*\[markdown\])?(.*)$", line)
+        if m:
+            flush()
+            kind = "markdown" if m.group(1) else "code"
+            t = re.search(r"tags\s*=\s*(\[.*\])", m.group(2))
+            tags, buf = (json.loads(t.group(1)) if t else []), []
+        elif kind is not None:
+            buf.append(line)
+    flush()
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), out)
+    sync(out)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "sync":
+        for p in chapters(rest):
+            print(f"{p.name}: {'in sync' if sync(p) else 'updated'}")
+    elif cmd == "execute":
+        profile = os.environ.get("PROFILE", "cpu")
+        for p in chapters(rest):
+            print(f"executing {p.name} at profile={profile} ...", flush=True)
+            print(f"  {execute(p, profile):.1f} s")
+    elif cmd == "stale":
+        bad = stale(chapters(rest))
+        print("\n".join(bad) if bad else "all chapters are fresh")
+        return 1 if bad else 0
+    elif cmd == "ci":
+        return ci(chapters(rest), ROOT / "artifacts" / "ci")
+    elif cmd == "student":
+        if len(rest) != 1:
+            raise SystemExit("usage: nb.py student OUT_DIR")
+        student(chapters(), Path(rest[0]))
+    elif cmd == "from-py":
+        if len(rest) != 2:
+            raise SystemExit("usage: nb.py from-py SRC.py OUT.ipynb")
+        from_py(Path(rest[0]), Path(rest[1]))
+    else:
+        raise SystemExit(f"unknown command {cmd!r}; choose one of sync, execute, stale, ci, student, from-py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
