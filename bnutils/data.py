@@ -201,15 +201,19 @@ def _to_tensor(x: np.ndarray) -> torch.Tensor:
 def load_cifar10(n_train: int | None = None, n_test: int | None = None, *, seed: int = 0,
                  device: str | torch.device = "cpu", root: str | os.PathLike | None = None,
                  download: bool = True) -> Dataset:
-    """CIFAR-10 as normalized float tensors (N, 3, 32, 32) on `device`, with class-balanced subsets chosen by seed."""
+    """CIFAR-10 as normalized float tensors (N, 3, 32, 32) on `device`: class-balanced subsets chosen and
+    shuffled by seed."""
     if n_train is not None:
         validate.integer("n_train", n_train)
     if n_test is not None:
         validate.integer("n_test", n_test)
     validate.integer("seed", seed, minimum=0)
     a = cifar10_arrays(root, download)
-    tr = subset_indices(a["y_train"], n_train, seed)
-    te = subset_indices(a["y_test"], n_test, seed)
+    # shuffled with the seed: the image-folder archive is sorted by class, and a slice like test.x[:32]
+    # should be a random sample of images, not 32 airplanes
+    rng = np.random.default_rng(seed)
+    tr = rng.permutation(subset_indices(a["y_train"], n_train, seed))
+    te = rng.permutation(subset_indices(a["y_test"], n_test, seed))
     train = Split(_to_tensor(a["x_train"][tr]), torch.from_numpy(a["y_train"][tr]))
     test = Split(_to_tensor(a["x_test"][te]), torch.from_numpy(a["y_test"][te]))
     return Dataset("cifar10", train.to(device), test.to(device), "classification", CLASSES)

@@ -54,6 +54,7 @@ def test_real_cifar10_offline():
     d = D.load_cifar10(1000, 500, seed=1, root=cifar_root())
     assert d.train.x.shape == (1000, 3, 32, 32) and d.test.x.shape == (500, 3, 32, 32)
     assert torch.bincount(d.train.y).tolist() == [100] * 10 and d.classes == D.CLASSES
+    assert len(set(d.test.y[:50].tolist())) >= 8  # shuffled: the first images are not all of one class
     assert abs(float(d.train.x.mean())) < 0.1 and 0.9 < float(d.train.x.std()) < 1.1
     full = D.cifar10_arrays(cifar_root())
     assert full["x_train"].shape == (50000, 32, 32, 3) and full["x_test"].shape == (10000, 32, 32, 3)
