@@ -9,7 +9,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
 JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
 
-.PHONY: venv book test unit notebooks-ci book-strict browser execute stale student bench clean
+.PHONY: venv browser-deps book test execute stale student clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -23,10 +23,16 @@ book: venv  ## render the book from the committed notebooks into _build/html
 	$(JB)
 	@echo "Book built: open file://$(abspath _build/html/index.html)"
 
-test: venv  ## unit tests, every chapter at profile=ci (nbval), the strict book build
-	$(PY) -m pytest tests -q
+browser-deps:  ## headless Chromium for the browser test (Debian package; needs root, as on CI)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "no Chromium and no way to install it: the browser test will be skipped (it fails under CI=true)"
+
+test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the strict book build, the browser test
+	$(PY) -m pytest tests -q --ignore=tests/browser
 	$(PY) tools/nb.py ci
 	$(JB)
+	$(PY) -m pytest tests/browser -q
 
 execute: venv  ## re-run chapters at the cpu profile and store their outputs (NB=notebooks/xx.ipynb for one)
 	$(PY) tools/nb.py execute $(NB)

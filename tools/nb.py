@@ -49,8 +49,9 @@ def repository() -> tuple[str, str]:
 
 def colab_url(nb: Path) -> str:
     url, branch = repository()
-    return url.replace("https://github.com/", "https://colab.research.google.com/github/") + \
-        f"/blob/{branch}/{nb.resolve().relative_to(ROOT).as_posix()}"
+    path = nb.resolve()
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else f"notebooks/{path.name}"
+    return url.replace("https://github.com/", "https://colab.research.google.com/github/") + f"/blob/{branch}/{rel}"
 
 
 def header_cells(nb: Path) -> list:

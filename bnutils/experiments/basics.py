@@ -1,0 +1,145 @@
+"""Chapter 1 (BatchNorm basics): scratch-vs-PyTorch agreement, train/eval statistics, folding, and
+Ioffe & Szegedy's Fig 1 experiment (a sigmoid MLP's last-layer input percentiles over training)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import validate
+from ..cache import cached
+from ..data import Dataset, Split
+from ..metrics import ActivationRecorder, layer_array
+from ..models import MLP, Block
+from ..norms import BatchNorm, fold_batchnorm
+from ..train import evaluate, seed_everything, train
+
+
+def scratch_vs_torch(x: torch.Tensor, steps: int = 3, momentum: float = 0.1) -> dict[str, float]:
+    """Largest absolute differences between bnutils' BatchNorm and torch.nn.BatchNorm{1,2}d on input x
+    (random gamma/beta, `steps` training forwards, then eval mode): outputs, input/gamma/beta gradients,
+    running mean/var. Computed in float64 so the differences measure the formulas, not rounding."""
+    validate.integer("steps", steps)
+    c = x.shape[1]
+    ref = (nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d)(c, momentum=momentum).double()
+    ours = BatchNorm(c, momentum=momentum).double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for m in (ref, ours):
+            m.weight.copy_(torch.rand(c, generator=g.manual_seed(1), dtype=torch.float64) + 0.5)
+            m.bias.copy_(torch.randn(c, generator=g.manual_seed(2), dtype=torch.float64))
+    diffs = {"output": 0.0, "grad_input": 0.0, "grad_gamma": 0.0, "grad_beta": 0.0}
+    for _ in range(steps):
+        xr, xo = x.double().clone().requires_grad_(), x.double().clone().requires_grad_()
+        out_r, out_o = ref(xr), ours(xo)
+        upstream = torch.randn(out_r.shape, generator=g, dtype=torch.float64)
+        out_r.backward(upstream)
+        out_o.backward(upstream)
+        for key, a, b in (("output", out_r.detach(), out_o.detach()), ("grad_input", xr.grad, xo.grad),
+                          ("grad_gamma", ref.weight.grad, ours.weight.grad), ("grad_beta", ref.bias.grad, ours.bias.grad)):
+            diffs[key] = max(diffs[key], float((a - b).abs().max()))
+        ref.zero_grad()
+        ours.zero_grad()
+    diffs["running_mean"] = float((ref.running_mean - ours.running_mean).abs().max())
+    diffs["running_var"] = float((ref.running_var - ours.running_var).abs().max())
+    ref.eval()
+    ours.eval()
+    with torch.no_grad():
+        diffs["eval_output"] = float((ref(x.double()) - ours(x.double())).abs().max())
+    return diffs
+
+
+@torch.no_grad()
+def train_mode_accuracy(model: nn.Module, split: Split, batch_size: int, n_images: int = 512) -> float:
+    """Accuracy on the first `n_images` of `split` when the model is (wrongly) evaluated in train mode with batches
+    of `batch_size`: each batch is normalized with its own statistics. Running statistics are restored after."""
+    validate.integer("batch_size", batch_size)
+    validate.integer("n_images", n_images)
+    saved = {k: v.clone() for k, v in model.named_buffers()}
+    was_training = model.training
+    model.train()
+    correct = n = 0
+    for i in range(0, min(len(split), n_images) - batch_size + 1, batch_size):
+        x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
+        correct += int((model(x).argmax(1) == y).sum())
+        n += len(y)
+    model.load_state_dict(saved, strict=False)
+    model.train(was_training)
+    return correct / max(n, 1)
+
+
+@torch.no_grad()
+def batch_mean_spread(model: nn.Module, bn: nn.Module, split: Split, batch_size: int, n_batches: int = 100,
+                      seed: int = 0) -> dict[str, Any]:
+    """The batch means of channel 0 at `bn`'s input over `n_batches` random batches, and the population mean
+    (over the whole split): how noisy the statistics BN normalizes with are at this batch size."""
+    validate.integer("batch_size", batch_size)
+    validate.integer("n_batches", n_batches)
+    seen: list[torch.Tensor] = []
+    handle = bn.register_forward_hook(lambda m, i, o: seen.append(i[0][:, 0].detach()))
+    was_training = model.training
+    model.eval()  # the network up to bn with population statistics: only bn's own input varies
+    try:
+        model(split.x)
+        population = float(seen[-1].mean())
+        g = torch.Generator().manual_seed(seed)
+        means = []
+        for _ in range(n_batches):
+            idx = torch.randint(0, len(split), (batch_size,), generator=g)
+            model(split.x[idx])
+            means.append(float(seen[-1].mean()))
+    finally:
+        handle.remove()
+        model.train(was_training)
+    return {"batch_means": means, "population_mean": population, "std": float(np.std(means))}
+
+
+@torch.no_grad()
+def fold_model(model: nn.Module) -> nn.Module:
+    """A copy of a VGG/MLP-style model (Blocks of layer -> BN -> act) with every BN folded into its layer."""
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for block in [m for m in folded.modules() if isinstance(m, Block)]:
+        if not isinstance(block.norm, nn.Identity):
+            block.layer = fold_batchnorm(block.layer, block.norm)
+            block.norm = nn.Identity()
+    return folded
+
+
+def ioffe_fig1(data: Dataset, *, norm: str, steps: int, lr: float, seed: int = 0, batch_size: int = 60,
+               record_every: int = 50, eval_every: int = 250, use_cache: bool = True) -> dict[str, Any]:
+    """Ioffe & Szegedy's Fig 1: a 3x100 sigmoid MLP (Glorot init, plain SGD, batch 60) with or without BN;
+    the 15th/50th/85th percentiles of one last-hidden-layer sigmoid input over training, and test accuracy.
+
+    'One sigmoid input' is unit 0 of the last hidden layer, over the step's batch (with BN: after gamma/beta)."""
+    validate.choice("norm", norm, ("none", "batchnorm"))
+    config = dict(exp="ioffe_fig1", data=data.name, n_train=len(data.train), n_test=len(data.test), norm=norm,
+                  steps=steps, lr=lr, seed=seed, batch_size=batch_size, record_every=record_every,
+                  eval_every=eval_every)
+
+    def compute() -> dict[str, Any]:
+        seed_everything(seed)
+        model = MLP(data.train.x[0].numel(), width=100, depth=3, activation="sigmoid", norm=norm, init="glorot")
+        rec = ActivationRecorder({"last": model.blocks[-1].act}, every=record_every, where="input",
+                                 quantiles=(0.15, 0.5, 0.85), sample_size=batch_size)
+        run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, eval_every=eval_every, seed=seed,
+                    callbacks={"acts": rec})
+        res = run.metrics["acts"]
+        unit0 = np.asarray(res["layers"]["last"]["sample"])  # (T, batch): channel 0's values at each record
+        q = np.percentile(unit0, [15, 50, 85], axis=1).T
+        return {"steps": res["steps"], "percentiles": q.tolist(), "evals": run.evals, "diverged": run.diverged,
+                "layer_quantiles": layer_array(res, "last", "quantiles").tolist(), "seconds": run.seconds}
+
+    return cached(config, compute, namespace="ch1", enabled=use_cache)
+
+
+def percentile_drift(percentiles: Sequence[Sequence[float]], skip: int = 1) -> float:
+    """How far the percentiles wander over training: the mean over the three curves of (max - min) after the
+    first `skip` records (the very first steps, where every network moves fast, are left out)."""
+    q = np.asarray(percentiles, dtype=float)[skip:]
+    if len(q) < 2:
+        raise ValueError("percentiles must hold at least two records after skipping")
+    return float(np.mean(q.max(0) - q.min(0)))

@@ -1,0 +1,158 @@
+"""The built book in a real browser (headless Chromium via Playwright), served on 127.0.0.1 as a reader would see it.
+
+Run after `jupyter-book build` (the Makefile's `make test` does). Screenshots of every page go to
+artifacts/screenshots/. Any request to a host other than 127.0.0.1 is blocked and counts as a failure: the book
+must render offline (fonts, MathJax, widget scripts).
+"""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+EXPLORER_CHAPTER = "05_learning_rate"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def _browser_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def _need(condition: bool, reason: str) -> None:
+    """Skip on a developer machine without the prerequisite; fail in CI, where the browser test must run."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server():
+    _need(HTML.is_dir(), f"no built book at {HTML}: run `make book` first")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    path = _browser_path()
+    _need(path is not None, "no Chromium on this machine (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A page opened with every off-machine request blocked and recorded."""
+
+    def __init__(self, browser, url: str):
+        self.external: list[str] = []
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.page.route("**/*", self._route)
+        self.page.goto(url, wait_until="load")
+        self.page.wait_for_load_state("networkidle")
+
+    def _route(self, route):
+        host = urlparse(route.request.url).hostname
+        if route.request.url.startswith(("data:", "blob:")) or host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            self.external.append(route.request.url)
+            route.abort()
+
+    def close(self):
+        self.page.close()
+
+
+def slider_changes_figure(page, index: int) -> bool:
+    """Move the index-th matplotlib animation slider (a precomputed frame slider) and report whether its image changed."""
+    anims = page.locator("div.animation")
+    anim = anims.nth(index)
+    img, slider = anim.locator("img").first, anim.locator("input[type=range]").first
+    before = img.get_attribute("src")
+    last = int(slider.get_attribute("max") or 0)
+    slider.fill(str(last if last > 0 else 1))
+    page.wait_for_timeout(200)
+    return img.get_attribute("src") != before
+
+
+@pytest.mark.parametrize("name", ["book/intro", "book/running"] + [f"notebooks/{c}" for c in CHAPTERS])
+def test_page_renders_offline_without_errors(server, browser, name):
+    p = Page(browser, f"{server}/{name}.html")
+    page = p.page
+    try:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        if page.locator(".math").count():
+            page.wait_for_selector("mjx-container", timeout=15000)  # MathJax typeset from the local copy
+        page.screenshot(path=str(SHOTS / f"{name.replace('/', '_')}.png"), full_page=True)
+        assert p.external == [], f"{name} asked for off-machine resources: {p.external[:5]}"
+        body = page.inner_text("body")
+        assert "Traceback (most recent call last)" not in body and page.locator(".output.error, .output.traceback").count() == 0
+        assert "HBox(" not in body and "interactive(children" not in body, "a raw widget repr is on the page"
+        broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
+        assert broken == [], f"images that did not load on {name}: {broken}"
+        assert "ipywidgets" not in page.content() or "Live control" in body
+        for i in range(page.locator("div.animation").count()):
+            assert slider_changes_figure(page, i), f"slider {i} on {name} does not change its figure"
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_colab_links_open_this_chapter(server, browser, chapter):
+    p = Page(browser, f"{server}/notebooks/{chapter}.html")
+    try:
+        hrefs = p.page.eval_on_selector_all("a[href*='colab.research.google.com']", "els => els.map(e => e.href)")
+        assert hrefs, f"no Colab link on {chapter}"
+        assert all(h.endswith(f"notebooks/{chapter}.ipynb") for h in hrefs), hrefs
+    finally:
+        p.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_page_under_3_mb(chapter):
+    _need(HTML.is_dir(), "no built book")
+    page = HTML / "notebooks" / f"{chapter}.html"
+    html = page.read_text()
+    images = sum((HTML / "_images" / f.name).stat().st_size for f in (HTML / "_images").glob("*")
+                 if f.name in html) if (HTML / "_images").is_dir() else 0
+    assert page.stat().st_size + images < 3_000_000, f"{chapter}: {(page.stat().st_size + images) / 1e6:.1f} MB"
+
+
+def test_learning_rate_explorer_moves_and_a_broken_one_is_caught(server, browser, tmp_path):
+    _need(EXPLORER_CHAPTER in CHAPTERS, f"chapter {EXPLORER_CHAPTER} is not in the book yet")
+    url = f"{server}/notebooks/{EXPLORER_CHAPTER}.html"
+    p = Page(browser, url)
+    try:
+        heading = p.page.locator("section#the-learning-rate-explorer")
+        assert heading.count() == 1, "no 'The learning-rate explorer' section"
+        n_before = p.page.evaluate("""() => { const s = document.querySelector('section#the-learning-rate-explorer');
+            return Array.from(document.querySelectorAll('div.animation')).findIndex(a => s.contains(a)); }""")
+        assert n_before >= 0, "the explorer section has no slider"
+        assert slider_changes_figure(p.page, n_before)
+        # The same check on a sabotaged copy (the slider's handler removed) must report the breakage.
+        p.page.evaluate("document.querySelectorAll('div.animation input[type=range]').forEach(s => { s.oninput = null; s.removeAttribute('oninput'); })")
+        assert not slider_changes_figure(p.page, n_before)
+    finally:
+        p.close()

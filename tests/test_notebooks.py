@@ -1,0 +1,115 @@
+"""The notebook pipeline: header cells, parameters, freshness of committed outputs, and that the nbval check bites."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+spec = importlib.util.spec_from_file_location("nbtool", ROOT / "tools" / "nb.py")
+nbtool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(nbtool)
+
+
+def _cells(nb_path: Path):
+    return nbformat.read(nb_path, as_version=4).cells
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no notebooks in notebooks/"
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_header_cells_come_from_config(nb):
+    assert nbtool.sync(nb, write=False), f"run `python tools/nb.py sync {nb.relative_to(ROOT)}`"
+    setup = _cells(nb)[1].source
+    url, _ = nbtool.repository()
+    assert "--no-deps" in setup and f"git+{url}@v" in setup and "torch" not in setup.replace("torch/torchvision", "")
+    assert "eval(" not in setup and "pickle" not in setup
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_parameters_cell_holds_literals_only(nb):
+    cells = [c for c in _cells(nb) if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell tagged 'parameters'"
+    names = []
+    for stmt in ast.parse(cells[0].source).body:
+        assert isinstance(stmt, ast.Assign), f"only assignments in the parameters cell, got {ast.dump(stmt)[:60]}"
+        ast.literal_eval(stmt.value)  # raises on anything computed
+        names += [t.id for t in stmt.targets]
+    assert "profile" in names and "seed" in names
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_committed_outputs_are_fresh(nb):
+    stored = nbformat.read(nb, as_version=4).metadata.get("bnbook", {})
+    assert stored.get("profile") == "cpu", f"{nb.name} was not executed at the cpu profile: run `make execute NB=notebooks/{nb.name}`"
+    assert not nbtool.stale([nb]), (f"{nb.name}: its committed outputs were produced by other code than the current "
+                                   f"notebook + bnutils. Refresh them with `make execute NB=notebooks/{nb.name}`")
+
+
+@pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
+def test_committed_outputs_are_clean(nb):
+    checked = 0
+    for c in _cells(nb):
+        if c.cell_type != "code":
+            continue
+        checked += c.source.startswith("# NBVAL_CHECK_OUTPUT")
+        for o in c.get("outputs", []):
+            assert o.output_type != "error", f"error output in {nb.name}: {o.get('ename')}"
+            data = o.get("data", {})
+            assert "application/vnd.jupyter.widget-view+json" not in data, f"a bare widget is saved in {nb.name}"
+            text = o.get("text", "") + data.get("text/plain", "")
+            assert "Traceback" not in text and "HBox(" not in text and "it/s]" not in text, f"junk output in {nb.name}"
+    assert checked >= 1, f"{nb.name} has no `# NBVAL_CHECK_OUTPUT` cell"
+    assert nb.stat().st_size < 3_000_000, f"{nb.name} is over 3 MB"
+
+
+def _toy_notebook(path: Path, stored: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "auto"')
+    params.metadata["tags"] = ["parameters"]
+    check = nbformat.v4.new_code_cell('# NBVAL_CHECK_OUTPUT\nprint("the profile is ci:", profile == "ci")')
+    check.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored)]
+    check.execution_count = 1
+    nb.cells = [params, check]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_ci_check_passes_on_matching_output_and_fails_on_altered_output(tmp_path):
+    """The same code path CI uses (tools/nb.py ci): papermill injects profile='ci', nbval compares checked cells."""
+    good = _toy_notebook(tmp_path / "good.ipynb", "the profile is ci: True\n")
+    bad = _toy_notebook(tmp_path / "bad.ipynb", "the profile is ci: False\n")  # a deliberately altered stored output
+    assert nbtool.ci([good], tmp_path / "art1") == 0
+    assert nbtool.ci([bad], tmp_path / "art2") == 1
+
+
+def test_student_copies_drop_solutions(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    sol = nbformat.v4.new_code_cell("answer = 42")
+    sol.metadata["tags"] = ["solution", "hide-cell"]
+    nb.cells = [nbformat.v4.new_markdown_cell("Exercise"), sol]
+    src = tmp_path / "ch.ipynb"
+    nbformat.write(nb, src)
+    nbtool.student([src], tmp_path / "student")
+    out = nbformat.read(tmp_path / "student" / "ch.ipynb", as_version=4)
+    assert "answer = 42" not in json.dumps(out) and "Solution removed" in out.cells[1].source
+
+
+def test_from_py_reads_percent_format(tmp_path):
+    src = tmp_path / "s.py"
+    src.write_text('# %% [markdown]\n# # Title\n\n# %% tags=["parameters"]\nprofile = "auto"\n\n# %%\nprint(1)\n')
+    out = tmp_path / "out.ipynb"
+    nbtool.from_py(src, out)
+    cells = _cells(out)
+    assert [c.cell_type for c in cells] == ["markdown", "code", "markdown", "code", "code"]
+    assert cells[2].source == "# Title" and cells[3].metadata["tags"] == ["parameters"]
