@@ -3,6 +3,7 @@ and the figure types chapters share (curves with seed bands, quantile bands over
 and a precomputed slider that works in the static book with no kernel)."""
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Callable, Sequence
 
@@ -102,4 +103,15 @@ def frames_slider(draw: Callable[[plt.Figure, object], None], values: Sequence[o
     anim = FuncAnimation(fig, update, frames=len(values), interval=interval, blit=False)
     html = anim.to_jshtml(default_mode="once")
     plt.close(fig)
-    return html
+    return _offline(html)
+
+
+_ICONS = {"fa-minus": "−", "fa-plus": "+", "fa-fast-backward": "⏮", "fa-step-backward": "◁", "fa-play fa-flip-horizontal": "◀",
+          "fa-pause": "⏸", "fa-play": "▶", "fa-step-forward": "▷", "fa-fast-forward": "⏭"}
+
+
+def _offline(html: str) -> str:
+    """matplotlib's animation HTML links Font Awesome from a CDN for its button icons: drop the link and use
+    Unicode symbols, so the slider needs no network."""
+    html = re.sub(r'<link rel="stylesheet"\s*href="https://[^"]*font-awesome[^"]*">', "", html)
+    return re.sub(r'<i class="fa ([a-z -]+)"></i>', lambda m: _ICONS.get(m.group(1), "•"), html)

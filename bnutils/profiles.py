@@ -59,11 +59,10 @@ def resolve_profile(profile: str = "auto") -> Profile:
 
     Asking for `gpu` without CUDA still runs (on the CPU, slowly) but says so.
     """
+    validate.choice("profile", profile, ("auto",) + PROFILE_NAMES)  # a typo is an error even when overridden
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
-        validate.choice(ENV_VAR, env, PROFILE_NAMES)
-        profile = env
-    validate.choice("profile", profile, ("auto",) + PROFILE_NAMES)
+        profile = validate.choice(ENV_VAR, env, PROFILE_NAMES)
     if profile == "auto":
         profile = "gpu" if torch.cuda.is_available() else "cpu"
     p = PROFILES[profile]
