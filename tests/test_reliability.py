@@ -27,7 +27,7 @@ def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.Comp
 
 @pytest.mark.parametrize("params,message", [
     ({"profile": "laptop"}, "profile='laptop' is not allowed; choose one of ['auto', 'ci', 'cpu', 'gpu']"),
-    ({"profile": "ci", "fig1_lr": -0.1}, "fig1_lr=-0.1 must be > 0"),
+    ({"profile": "ci", "convnet_steps": 0}, "convnet_steps=0 must be an integer >= 1"),
 ])
 def test_bad_notebook_parameter_fails_fast_with_its_name(tmp_path, params, message):
     t0 = time.perf_counter()
