@@ -91,6 +91,8 @@ def test_forced_divergence_is_recorded_not_raised():
     s = noisy.summary([r, _run("none", seed=1)])
     assert s["none"]["diverged"] == 1 and s["none"]["seeds"] == 2 and np.isfinite(s["none"]["test_acc"])
     assert math.isnan(noisy.compared_accuracy(r)) and all(math.isnan(v) for v in noisy.final_train(r))
+    assert math.isnan(noisy.instability([r])["none"]["#2"]["mean_change"])  # exploded moments are left out
+    assert noisy.instability([r, _run("none")])["none"] == noisy.instability([_run("none")])["none"]
 
 
 def test_noise_sweep_scale_zero_is_the_plain_network():

@@ -176,7 +176,7 @@ def compared_accuracy(run: dict[str, Any]) -> float:
 def summary(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per kind over seeds: test accuracy (mean, min, max), final training loss/accuracy, divergences."""
     out: dict[str, dict[str, Any]] = {}
-    for kind in dict.fromkeys(r["kind"] for r in runs):
+    for kind in _kinds(runs):
         rs = [r for r in runs if r["kind"] == kind]
         acc = np.array([compared_accuracy(r) for r in rs])
         tr = np.array([final_train(r) for r in rs])
@@ -190,33 +190,34 @@ def summary(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _layer_average(d: dict[str, list[float]], key: str, relative: bool) -> float:
+    """Mean over steps of one recorded moment series, optionally divided by the layer's std (or variance)."""
+    v = np.asarray(d[key], float)
+    if relative:
+        std = np.asarray(d["std"], float)[1 if "change" in key else 0:][: len(v)]
+        v = v / (std if key.startswith("mean") else std ** 2)
+    return float(np.nanmean(v)) if len(v) else float("nan")
+
+
 def instability(runs: Sequence[dict[str, Any]], relative: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """{kind: {layer: {mean_change, var_change, mean_drift, var_drift}}}: averages over steps and seeds.
 
     relative=True divides each step's change by that layer's activation std (mean) or variance (var) at
-    that step, so networks whose activations differ in scale are compared fairly.
+    that step, so networks whose activations differ in scale are compared fairly. Diverged runs are left
+    out (their moments explode before the loss does); a kind whose every run diverged gets NaN.
     """
+    keys = ("mean_change", "var_change", "mean_drift", "var_drift")
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for kind in dict.fromkeys(r["kind"] for r in runs):
+    for kind in _kinds(runs):
         rs = [r for r in runs if r["kind"] == kind]
-        out[kind] = {}
-        for layer in rs[0]["layers"]:
-            vals: dict[str, float] = {}
-            for key in ("mean_change", "var_change", "mean_drift", "var_drift"):
-                per_seed = []
-                for r in rs:
-                    d = r["layers"][layer]
-                    v = np.asarray(d[key], float)
-                    if relative:
-                        std = np.asarray(d["std"], float)[1:] if "change" in key else np.asarray(d["std"], float)
-                        v = v / (std[: len(v)] if key.startswith("mean") else std[: len(v)] ** 2)
-                    per_seed.append(np.nanmean(v) if len(v) else np.nan)
-                vals[key] = float(np.nanmean(per_seed))
-            out[kind][layer] = vals
+        ok = [r for r in rs if not r["diverged"]]
+        out[kind] = {layer: {key: float(np.mean([_layer_average(r["layers"][layer], key, relative) for r in ok]))
+                             if ok else float("nan") for key in keys} for layer in rs[0]["layers"]}
     return out
 
 
 def _kinds(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """The network kinds present in `runs`, in first-seen order."""
     return list(dict.fromkeys(r["kind"] for r in runs))
 
 
@@ -230,12 +231,13 @@ def plot_training(runs: Sequence[dict[str, Any]], title: str, window: int = 20):
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), gridspec_kw={"width_ratios": [2, 2, 1.3]})
     kinds = _kinds(runs)
     for kind in kinds:
-        rs = [r for r in runs if r["kind"] == kind]
+        ok = [r for r in runs if r["kind"] == kind and not r["diverged"]]
         for ax, key in zip(axes[:2], ("loss", "acc")):
-            plots.band(ax, np.arange(1, max(len(r[key]) for r in rs) + 1), [smooth(r[key], window) for r in rs], kind=kind)
-        div = [r for r in rs if r["diverged"]]
+            if ok:  # a diverged run's loss reaches 1e30: it is marked, not drawn into the band
+                plots.band(ax, np.arange(1, len(ok[0][key]) + 1), [smooth(r[key], window) for r in ok], kind=kind)
+        div = [r for r in runs if r["kind"] == kind and r["diverged"]]
         plots.mark_diverged(axes[0], [r["diverged_at"] for r in div], [r["loss"][0] for r in div],
-                            label_="diverged" if div else None)
+                            label_=f"{plots.label(kind)}: diverged" if div else None)
     for i, kind in enumerate(kinds):
         accs = [compared_accuracy(r) for r in runs if r["kind"] == kind]
         ok = [a for a in accs if np.isfinite(a)]
@@ -254,7 +256,7 @@ def plot_training(runs: Sequence[dict[str, Any]], title: str, window: int = 20):
     return fig
 
 
-def plot_histograms(runs: Sequence[dict[str, Any]], seed: int = 0):
+def plot_histograms(runs: Sequence[dict[str, Any]], title: str, seed: int = 0):
     """Santurkar's Fig 2 layout: one channel's activation histogram over training, a row per layer, a column per net."""
     import matplotlib.pyplot as plt
 
@@ -269,11 +271,13 @@ def plot_histograms(runs: Sequence[dict[str, Any]], seed: int = 0):
             plots.histograms_over_time(ax, d["hist_steps"], d["hist"], bins=30)
             ax.set(xlabel="training step" if i == len(layers) - 1 else "", ylabel=f"layer {layer}\nvalue" if j == 0 else "")
             if i == 0:
-                ax.set_title(plots.label(r["kind"]), color=plots.color(r["kind"]))
+                ax.set_title(plots.label(r["kind"]) + (" (diverged)" if r["diverged"] else ""), color=plots.color(r["kind"]))
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
     return fig
 
 
-def plot_moments(runs: Sequence[dict[str, Any]], what: str = "change", seed: int = 0, window: int = 1):
+def plot_moments(runs: Sequence[dict[str, Any]], title: str, what: str = "change", seed: int = 0, window: int = 1):
     """Santurkar's Fig 8: per-step change (or drift from step 0) of the channel means and variances, per layer.
 
     `window` > 1 draws a trailing moving average (the per-step values are noisy).
@@ -302,7 +306,9 @@ def plot_moments(runs: Sequence[dict[str, Any]], what: str = "change", seed: int
             axes[i, j].set_yscale("log")
             if j == 0:
                 axes[i, j].set_ylabel(f"{moment}\n{name}")
-    axes[0, 0].legend(fontsize=8)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=9)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
