@@ -1,0 +1,260 @@
+"""Chapter 4, landscape smoothness: Santurkar et al.'s Fig 4 / 11 probes on VGG and the DLN, the l_p
+normalizations (Figs 5, 6, 12, 13), and a numerical check of their Theorem 4.1.
+
+Every run goes through `bnutils.cache.cached`, returns JSON-able data, and treats a diverged run as data.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import validate
+from ..cache import cached
+from ..data import linear_teacher, load_cifar10
+from ..metrics import ActivationRecorder
+from ..metrics.landscape import METHODS, LandscapeProbe, landscape_bands
+from ..models import VGG, DeepLinear
+from ..norms import NORM_KINDS
+from ..train import seed_everything, train
+
+MODELS = ("vgg", "dln")
+
+
+def _activation_modules(net: nn.Module, model: str) -> dict[str, nn.Module]:
+    """The norm outputs we record for Fig 6: VGG layers #3 and #11, DLN layers #9 and #17 (as in [S] Fig 3)."""
+    picks = (3, 11) if model == "vgg" else (9, 17)
+    return {f"layer #{i}": net.blocks[i - 1].norm for i in picks}
+
+
+def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: int, probe_every: int,
+                  eta_range: tuple[float, float] = (0.5, 4.0), n_probes: int = 8, seed: int = 0,
+                  n_train: int | None = 2560, n_test: int | None = 1000, width: float = 0.125,
+                  batch_size: int | None = 128, record_activations: bool = False, method: str = "auto",
+                  divergence_factor: float = 1e3, cache: bool = True) -> dict[str, Any]:
+    """Train VGG-16 on CIFAR-10 or the 25-layer DLN with SGD, probing the landscape every `probe_every` steps.
+
+    The DLN uses Santurkar et al.'s task (1000 Gaussian points, targets A x, full batch, summed squared loss);
+    `n_train`, `n_test`, `width` and `batch_size` apply to VGG only. Returns the loss curve, the final test
+    evaluation, the raw probes (`LandscapeProbe.result()`), the probes' cost in training steps, and, when asked,
+    activation statistics of two layers (Fig 6).
+    """
+    validate.choice("model", model, MODELS)
+    validate.choice("norm", norm, NORM_KINDS)
+    validate.positive("lr", lr)
+    validate.integer("steps", steps)
+    validate.integer("probe_every", probe_every)
+    validate.integer("seed", seed, minimum=0)
+    validate.choice("method", method, METHODS)
+    LandscapeProbe(probe_every, tuple(eta_range), n_probes)  # validates the probe arguments before any work
+    config = dict(chapter="landscape", model=model, norm=norm, lr=lr, steps=steps, probe_every=probe_every,
+                  eta_range=list(eta_range), n_probes=n_probes, seed=seed, n_train=n_train, n_test=n_test,
+                  width=width, batch_size=batch_size, record_activations=record_activations, method=method,
+                  divergence_factor=divergence_factor)
+    if model == "dln":
+        config.update(n_train=1000, n_test=1000, width=None, batch_size=None)
+
+    def compute() -> dict[str, Any]:
+        if model == "vgg":
+            data = load_cifar10(n_train, n_test, seed=0)
+            seed_everything(seed)
+            net = VGG("vgg16", width=width, norm=norm)
+        else:
+            data = linear_teacher(1000, 10, n_test=1000, seed=0)
+            seed_everything(seed)
+            net = DeepLinear(depth=25, dim=10, norm=norm)
+        probe = LandscapeProbe(probe_every, tuple(eta_range), n_probes, method)
+        callbacks = {"probe": probe}
+        if record_activations:  # first, so its hooks are disarmed before the probes' forward passes
+            callbacks = {"act": ActivationRecorder(_activation_modules(net, model), every=probe_every), **callbacks}
+        run = train(net, data, steps=steps, lr=lr, batch_size=config["batch_size"], eval_every=steps,
+                    seed=seed, callbacks=callbacks, divergence_factor=divergence_factor, progress=False)
+        probes = run.metrics["probe"]
+        n_probed = max(1, len(probes["step"]))
+        step_seconds = max(run.seconds - probes["seconds"], 1e-9) / max(1, len(run.loss))
+        return {"config": config, "loss": run.loss, "evals": run.evals, "diverged": run.diverged,
+                "diverged_at": run.diverged_at, "seconds": run.seconds, "probe": probes,
+                "probe_cost_steps": probes["seconds"] / n_probed / step_seconds,
+                "activations": run.metrics.get("act")}
+
+    return cached(config, compute, namespace="landscape", enabled=cache)
+
+
+def landscape_runs(model: str, norms: Sequence[str], seeds: Sequence[int], **kwargs: Any) -> dict[str, list[dict]]:
+    """landscape_run for each norm and seed: {norm: [run per seed]}."""
+    validate.seeds("seeds", list(seeds))
+    return {norm: [landscape_run(model, norm, seed=s, **kwargs) for s in seeds] for norm in norms}
+
+
+def band_summary(runs: Sequence[dict[str, Any]], max_rel: float | None = None) -> dict[str, float]:
+    """Medians over probed steps and seeds of the Fig 4 quantities (probes with eta <= max_rel * lr).
+
+    loss_spread = loss_hi - loss_lo, grad_hi = the top of the gradient-predictiveness band, beta = effective
+    beta-smoothness. Probes after a divergence do not exist; a run whose probes blew up contributes inf.
+    """
+    spread, ghi, beta = [], [], []
+    for r in runs:
+        if not r["probe"]["step"]:
+            continue
+        b = landscape_bands(r["probe"], max_rel)
+        with np.errstate(invalid="ignore"):  # inf - inf after a blow-up: counted as inf below
+            spread_b = np.nan_to_num(b["loss_hi"] - b["loss_lo"], nan=np.inf)
+        spread += list(spread_b)
+        ghi += list(b["grad_hi"])
+        beta += list(b["beta"])
+    med = lambda v: float(np.median(v)) if v else float("nan")
+    return {"loss_spread": med(spread), "grad_hi": med(ghi), "beta": med(beta)}
+
+
+def final_loss(run: dict[str, Any], window: int = 50) -> float:
+    """Mean training loss over the last `window` steps; inf for a diverged run."""
+    if run["diverged"] or not run["loss"]:
+        return float("inf")
+    return float(np.mean(run["loss"][-window:]))
+
+
+def theorem41_check(n_cases: int = 200, batch_sizes: Sequence[int] = (2, 4, 16, 64, 256), channels: int = 8,
+                    eps: float = 0.0, seed: int = 0) -> dict[str, Any]:
+    """Santurkar et al.'s Theorem 4.1 on random batches: ||grad_y L_bn||^2 against (gamma^2 / sigma^2) times
+    (||g||^2 - <1, g>^2 / m - c <g, y_hat>^2), g = dL/dz the gradient at the BN output z, for c = 1/m (our
+    derivation: the BN backward pass projects g off span{1, y_hat}) and c = 1/sqrt(m) (the constant as printed).
+
+    The theorem is about BN without epsilon (eps=0, where the c = 1/m bound is an equality); with eps > 0 the
+    backward pass is no longer an exact projection and the c = 1/m bound can be exceeded by O(eps / sigma^2) of
+    the terms' size, which `max_excess` reports. Each case draws a batch of m pre-BN values per channel (random scale and shift), a random gamma, and a random
+    two-layer network with a random target after BN, and uses autograd through BN written out.
+    """
+    validate.integer("n_cases", n_cases)
+    validate.integer("channels", channels)
+    validate.integer("seed", seed, minimum=0)
+    validate.positive("eps", eps, allow_zero=True)
+    for m in batch_sizes:
+        validate.integer("batch_sizes", m, minimum=2)
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for case in range(n_cases):
+        m = int(batch_sizes[case % len(batch_sizes)])
+        y = (torch.randn(m, channels, generator=g, dtype=torch.float64) * torch.rand(1, generator=g, dtype=torch.float64) * 10
+             + torch.randn(1, channels, generator=g, dtype=torch.float64) * 3).requires_grad_()
+        gamma = torch.randn(channels, generator=g, dtype=torch.float64) * 2
+        mu, var = y.mean(0), y.var(0, unbiased=False)
+        z = gamma * (y - mu) / torch.sqrt(var + eps)  # BN in train mode (beta = 0 changes no gradient)
+        w1 = torch.randn(channels, 16, generator=g, dtype=torch.float64)
+        w2 = torch.randn(16, 3, generator=g, dtype=torch.float64)
+        target = torch.randn(m, 3, generator=g, dtype=torch.float64)
+        z.retain_grad()
+        loss = (torch.tanh(z @ w1) @ w2 - target).pow(2).mean()
+        loss.backward()
+        with torch.no_grad():
+            sigma2 = y.var(dim=0, unbiased=False)
+            y_hat = (y - y.mean(0)) / sigma2.sqrt()
+            gz = z.grad
+            lhs = y.grad.pow(2).sum(0)
+            base = gz.pow(2).sum(0) - gz.sum(0).pow(2) / m
+            proj = (gz * y_hat).sum(0).pow(2)
+            scale = gamma.pow(2) / sigma2
+            rhs_m = scale * (base - proj / m)
+            rhs_sqrt = scale * (base - proj / m ** 0.5)
+        for j in range(channels):
+            rows.append({"m": m, "lhs": float(lhs[j]), "rhs_1_over_m": float(rhs_m[j]),
+                         "rhs_1_over_sqrt_m": float(rhs_sqrt[j]), "size": float(scale[j] * gz[:, j].pow(2).sum())})
+    lhs = np.array([r["lhs"] for r in rows])
+    rhs_m = np.array([r["rhs_1_over_m"] for r in rows])
+    rhs_s = np.array([r["rhs_1_over_sqrt_m"] for r in rows])
+    tol = 1e-9 * np.array([r["size"] for r in rows])  # float64 rounding, relative to the terms' size (m=2: 0 <= 0)
+    tight = rhs_m > tol
+    return {"rows": rows, "holds_1_over_m": bool(np.all(lhs <= rhs_m + tol)),
+            "holds_1_over_sqrt_m": bool(np.all(lhs <= rhs_s + tol)),
+            "fraction_violated_1_over_sqrt_m": float(np.mean(lhs > rhs_s + tol)),
+            "max_excess_1_over_m": float(np.max((lhs - rhs_m) / np.array([r["size"] for r in rows]))),
+            "max_ratio_1_over_m": float(np.max(lhs[tight] / rhs_m[tight])),
+            "min_ratio_1_over_m": float(np.min(lhs[tight] / rhs_m[tight]))}
+
+
+def _finite_or_nan(v: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(v), v, np.nan)
+
+
+def plot_landscape(axes: Sequence[Any], runs: dict[str, list[dict]], max_rel: float | None = None) -> None:
+    """Santurkar et al.'s Fig 4 panels on three axes: loss band, gradient-predictiveness band, effective beta.
+
+    Each network's band is the min..max over probes and seeds at every probed step; beta is the mean over seeds
+    with a min..max band. Probes that blew up (inf) are drawn as black crosses at the top of the panel.
+    """
+    from matplotlib.ticker import NullFormatter
+
+    from .. import plots
+
+    keys = (("loss_lo", "loss_hi", "loss L(w - eta g)"), ("grad_lo", "grad_hi", "||g - g(eta)||"),
+            ("beta", "beta", "effective beta-smoothness"))
+    blown: list[tuple[int, float]] = []
+    for norm, rs in runs.items():
+        bands = [landscape_bands(r["probe"], max_rel) for r in rs if r["probe"]["step"]]
+        if not bands:
+            continue
+        n = min(len(b["step"]) for b in bands)
+        steps = bands[0]["step"][:n]
+        for ax, (lo_k, hi_k, name) in zip(axes, keys):
+            lo = np.stack([b[lo_k][:n] for b in bands])
+            hi = np.stack([b[hi_k][:n] for b in bands])
+            bad = ~np.isfinite(hi).all(0)
+            blown += [(i, int(s)) for i, s in zip([list(axes).index(ax)] * int(bad.sum()), steps[bad])]
+            lo, hi = _finite_or_nan(lo), _finite_or_nan(hi)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns where every probe blew up
+                if lo_k == hi_k:
+                    ax.plot(steps, np.nanmean(hi, 0), color=plots.color(norm), label=plots.label(norm), marker="o", ms=3)
+                ax.fill_between(steps, np.nanmin(lo, 0), np.nanmax(hi, 0), color=plots.color(norm),
+                                alpha=0.3, linewidth=0, label=None if lo_k == hi_k else plots.label(norm))
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks clutter a narrow log range
+            ax.set_xlabel("training step")
+            ax.set_ylabel(name)
+    for i, ax in enumerate(axes):
+        xs = [s for j, s in blown if j == i]
+        if xs:
+            plots.mark_diverged(ax, xs, [ax.get_ylim()[1]] * len(xs), label_="probe blew up (inf)")
+    axes[0].legend(fontsize=8)
+
+
+def plot_gradient_change(ax: Any, runs: dict[str, list[dict]], which: str = "first") -> None:
+    """Santurkar et al.'s Fig 11: ||g - g(eta)|| against eta at the first or last probed step (seed 0), log-log."""
+    from .. import plots
+
+    validate.choice("which", which, ("first", "last"))
+    for norm, rs in runs.items():
+        p = rs[0]["probe"]
+        if not p["step"]:
+            continue
+        i = 0 if which == "first" else -1
+        eta = np.asarray(p["eta_rel"]) * p["lr"][i]
+        d = np.asarray(p["grad_dists"][i], float)
+        ax.plot(eta, _finite_or_nan(d), marker="o", ms=3, color=plots.color(norm), label=plots.label(norm))
+        if not np.isfinite(d).all():
+            plots.mark_diverged(ax, eta[~np.isfinite(d)], [np.nanmax(_finite_or_nan(d))] * int((~np.isfinite(d)).sum()))
+        ax.set_title(f"step {p['step'][i]}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("step size eta")
+    ax.set_ylabel("||g - g(eta)||")
+
+
+def activation_stats(run: dict[str, Any], layer: str) -> dict[str, float]:
+    """Fig 6 numbers for one recorded layer: excess kurtosis of the sampled channel at the last record (0 for a
+    Gaussian; kurtosis_se its standard error for a Gaussian sample, sqrt(24/n)) and drift, the median over records of the mean |change of a channel's mean| / mean channel std."""
+    from ..metrics import layer_array
+
+    acts = run["activations"]
+    if not acts:
+        raise ValueError("run has no activations: call landscape_run(..., record_activations=True)")
+    s = np.asarray(acts["layers"][layer]["sample"][-1], float)
+    s = s[np.isfinite(s)]
+    z = (s - s.mean()) / max(s.std(), 1e-12)
+    means, var = layer_array(acts, layer, "channel_mean"), layer_array(acts, layer, "channel_var")
+    std = np.sqrt(np.maximum(var[:-1], 0)).mean(1)
+    drift = np.abs(np.diff(means, axis=0)).mean(1) / np.maximum(std, 1e-12)
+    return {"kurtosis": float(np.mean(z ** 4) - 3), "kurtosis_se": float(np.sqrt(24 / max(len(s), 1))),
+            "drift": float(np.median(drift)) if len(drift) else float("nan")}
