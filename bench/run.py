@@ -1,0 +1,225 @@
+"""Benchmarks of bnutils, each measured side by side in one run (the machine is shared and noisy), written to
+BENCHMARKS.md with the machine, the date, medians and ratios.
+
+    python bench/run.py            # CPU benchmarks (a few minutes)
+    python bench/run.py --book     # ... and every chapter's wall time at ci
+    python bench/run.py --gpu      # on a CUDA machine: images/s and the fraction of measured matmul throughput
+
+Tests prove that fast and slow paths agree; this script only measures speed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bnutils import data as D  # noqa: E402
+from bnutils.models import VGG  # noqa: E402
+from bnutils.train import seed_everything, train  # noqa: E402
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, the calls interleaved so background load hits all of them alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def small_cifar(n: int = 2560, device: str = "cpu") -> D.Dataset:
+    try:
+        return D.load_cifar10(n, 512, device=device)
+    except FileNotFoundError:  # no data here: random images of the same shape time the same
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(n + 512, 3, 32, 32, generator=g), torch.randint(0, 10, (n + 512,), generator=g)
+        return D.Dataset("random", D.Split(x[:n], y[:n]).to(device), D.Split(x[n:], y[n:]).to(device))
+
+
+def bench_train_loop(steps: int, repeats: int) -> dict[str, float]:
+    """bnutils.train (no callbacks, no progress bar) against a bare PyTorch SGD loop on the same model and data."""
+    data = small_cifar()
+
+    def ours():
+        seed_everything(0)
+        model = VGG(width=0.125, norm="batchnorm")
+        train(model, data, steps=steps, lr=0.05, momentum=0.9, batch_size=128, progress=False)
+
+    def bare():
+        seed_everything(0)
+        model = VGG(width=0.125, norm="batchnorm")
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        it = D.batches(data.train, 128, seed=0)
+        model.train()
+        for _ in range(steps):
+            x, y = next(it)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    t = interleaved({"bnutils.train": ours, "bare loop": bare}, repeats)
+    return {**t, "ratio (bare / bnutils, steps/s)": t["bare loop"] / t["bnutils.train"], "steps": steps}
+
+
+def bench_data(repeats: int) -> dict[str, float]:
+    """One epoch over the CIFAR-10 training set: bnutils' tensor batches vs a torchvision DataLoader over the same
+    uint8 images (PIL conversion + ToTensor + Normalize per image, as torchvision.datasets.CIFAR10 does)."""
+    import torchvision.transforms as TF
+    from PIL import Image
+
+    arrays = D.cifar10_arrays()
+    x_u8, y = arrays["x_train"], arrays["y_train"]
+    split = D.Split(D._to_tensor(x_u8), torch.from_numpy(y))
+    tf = TF.Compose([TF.ToTensor(), TF.Normalize(D.MEAN, D.STD)])
+
+    class Images(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(y)
+
+        def __getitem__(self, i):
+            return tf(Image.fromarray(x_u8[i])), int(y[i])
+
+    def ours():
+        it = D.batches(split, 128, seed=0)
+        for _ in range(len(y) // 128):
+            next(it)
+
+    def loader():
+        for _ in torch.utils.data.DataLoader(Images(), batch_size=128, shuffle=True, drop_last=True, num_workers=0):
+            pass
+
+    t = interleaved({"bnutils tensor batches": ours, "torchvision DataLoader": loader}, repeats)
+    return {**t, "speed-up": t["torchvision DataLoader"] / t["bnutils tensor batches"], "images": len(y)}
+
+
+def bench_gpu() -> dict[str, float]:
+    """Images/s of a VGG-16 training step (AMP, channels_last) and the device's measured fp16 matmul throughput."""
+    assert torch.cuda.is_available(), "--gpu needs a CUDA device"
+    dev = torch.device("cuda")
+    a = torch.randn(8192, 8192, device=dev, dtype=torch.float16)
+    torch.cuda.synchronize()
+    t = median_time(lambda: (a @ a, torch.cuda.synchronize()), 10)
+    matmul_tflops = 2 * 8192 ** 3 / t / 1e12
+    model = VGG(width=1.0, norm="batchnorm").to(dev).to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = torch.amp.GradScaler("cuda")
+    x = torch.randn(128, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (128,), device=dev)
+    flops = 3 * 2 * vgg_macs(model)  # forward + backward ~ 3 forwards
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    for _ in range(10):
+        step()
+    torch.cuda.synchronize()
+    t = median_time(lambda: [step() for _ in range(20)] and torch.cuda.synchronize(), 5) / 20
+    achieved = flops * 128 / t / 1e12
+    return {"device": torch.cuda.get_device_name(), "matmul TFLOP/s (fp16)": matmul_tflops,
+            "VGG-16 images/s": 128 / t, "achieved TFLOP/s": achieved, "fraction of matmul": achieved / matmul_tflops}
+
+
+def vgg_macs(model: torch.nn.Module) -> int:
+    """Multiply-accumulates of one forward pass for one 32x32 image, counted with hooks."""
+    macs = 0
+
+    def hook(m, i, o):
+        nonlocal macs
+        if isinstance(m, torch.nn.Conv2d):
+            macs += o.numel() // o.shape[0] * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+        elif isinstance(m, torch.nn.Linear):
+            macs += m.in_features * m.out_features
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 32, 32, device=next(model.parameters()).device))
+    for h in hs:
+        h.remove()
+    return macs
+
+
+def bench_book() -> dict[str, object]:
+    """Per-chapter wall time: `cpu` from the committed notebooks' metadata, `ci` by running the CI check now."""
+    import json
+    import re
+    import subprocess
+
+    rows: dict[str, object] = {}
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        meta = json.loads(nb.read_text())["metadata"].get("bnbook", {})
+        rows[f"{nb.stem} at cpu (committed run), s"] = meta.get("seconds", float("nan"))
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "nb.py"), "ci"], capture_output=True, text=True).stdout
+    rows["all chapters at ci, s"] = time.perf_counter() - t0
+    for name, sec in re.findall(r"^(\S+\.ipynb)\s+([\d.]+)", out, flags=re.M):
+        rows[f"{Path(name).stem} at ci, s"] = float(sec)
+    return rows
+
+
+def table(rows: dict[str, object]) -> str:
+    out = ["| quantity | value |", "|---|---|"]
+    for k, v in rows.items():
+        out.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpu", action="store_true", help="run the GPU benchmark (needs CUDA)")
+    ap.add_argument("--book", action="store_true", help="also time every chapter at ci (several minutes)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("BNBOOK_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
+    sections = {}
+    if args.gpu:
+        sections["GPU: VGG-16 training step, AMP + channels_last"] = bench_gpu()
+    else:
+        sections["1. Training loop overhead (VGG-16 width 1/8 + BN, batch 128)"] = bench_train_loop(40, args.repeats)
+        sections["4. Data: one epoch of CIFAR-10 training images"] = bench_data(max(3, args.repeats // 2))
+        for title, fn in extra_sections():
+            sections[title] = fn(args.repeats)
+        if args.book:
+            sections["5. The book: chapter wall times"] = bench_book()
+    head = (f"# Benchmarks\n\nMeasured {dt.date.today()} on {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads. "
+            "Times are medians in seconds of interleaved repeats; produced by `python bench/run.py`.\n")
+    text = head + "\n".join(f"\n## {t}\n\n{table(r)}\n" for t, r in sections.items())
+    Path(args.out).write_text(text)
+    print(text)
+
+
+def extra_sections():
+    """Benchmarks of the chapter metrics (landscape probes, ICS): batched implementations against plain loops."""
+    return []
+
+
+if __name__ == "__main__":
+    main()
