@@ -1,0 +1,368 @@
+"""Chapter 2, internal covariate shift: the experiment functions behind the notebook.
+
+- `vgg_run`: the VGG-16 on CIFAR-10 (Santurkar et al. Fig 1 and Fig 3): training/test curves, the pre-activation
+  distributions of chosen layers over training, and ICS (Definition 2.1) every few steps.
+- `dln_run`: the 25-layer deep linear network on the linear-teacher task, full batch, with ICS.
+- `lr_scan`: short VGG runs over a grid of learning rates, to find the pair the Fig 1 analogue needs.
+- `ics_cost`: the measurement's cost per measured step (in training steps) for both implementations, and
+  their agreement.
+- `summarize`, `at_equal_loss`, `drift`: the numbers the verdicts are computed from.
+
+Every run goes through `bnutils.cache.cached` (JSON), so re-executing the chapter is fast and resumable.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .. import validate
+from ..cache import cached
+from ..data import linear_teacher, load_cifar10
+from ..metrics import ICS, ActivationRecorder
+from ..models import VGG, DeepLinear, conv_layers
+from ..train import seed_everything, smooth, train
+
+NORMS = ("none", "batchnorm")
+
+
+def _check_common(norm: str, lr: float, steps: int, seed: int) -> None:
+    validate.choice("norm", norm, NORMS)
+    validate.positive("lr", lr)
+    validate.integer("steps", steps)
+    validate.integer("seed", seed, minimum=0)
+
+
+def _layers(name: str, layers: Sequence[int] | None, n_max: int) -> list[int] | None:
+    if layers is None:
+        return None
+    if isinstance(layers, (int, str)) or len(layers) == 0:
+        raise ValueError(f"{name}={layers!r} must be a non-empty list of layer numbers (1-based)")
+    for i in layers:
+        validate.integer(name, i)
+        if i > n_max:
+            raise ValueError(f"{name}={list(layers)!r}: the model has only {n_max} such layers")
+    return [int(i) for i in layers]
+
+
+def _run_dict(run, ics_key: str = "ics") -> dict[str, Any]:
+    d = run.to_dict()
+    d["ics"] = d["metrics"].pop(ics_key, None)
+    d["acts"] = d["metrics"].pop("acts", None)
+    if d["acts"]:  # keep what the chapter plots (quantiles, one channel's sample), drop per-channel lists
+        for layer in d["acts"]["layers"].values():
+            layer.pop("channel_mean", None)
+            layer.pop("channel_var", None)
+    return d
+
+
+def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0.125, n_train: int | None = 10000,
+            n_test: int | None = 2000, batch_size: int = 128, momentum: float = 0.0,
+            ics_layers: Sequence[int] | None = (3, 5, 10, 11), ics_every: int | None = 25,
+            act_layers: Sequence[int] | None = (3, 11), act_every: int = 10, eval_every: int | None = None,
+            method: str = "loop", device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+    """Train VGG-16 (`norm` 'none' or 'batchnorm') on a CIFAR-10 subset with plain SGD and return the run as a dict.
+
+    Records the training loss/accuracy per step, test accuracy every `eval_every` steps (default: 10 evaluations),
+    ICS (Definition 2.1) on conv layers `ics_layers` every `ics_every` steps (None: no ICS), and the
+    pre-activations (the input of the ReLU: after BN when there is one) of conv layers `act_layers`.
+    """
+    _check_common(norm, lr, steps, seed)
+    validate.positive("width", width)
+    validate.integer("batch_size", batch_size)
+    validate.in_range("momentum", momentum, 0.0, 0.999999)
+    ics_layers = _layers("ics_layers", ics_layers, 14)
+    act_layers = _layers("act_layers", act_layers, 13)
+    if ics_every is not None:
+        validate.integer("ics_every", ics_every)
+    validate.integer("act_every", act_every)
+    eval_every = eval_every or max(1, steps // 10)
+    validate.integer("eval_every", eval_every)
+    validate.choice("method", method, ("loop", "vmap"))
+    validate.choice("device", device, ("cpu", "cuda"))
+    config = dict(kind="vgg16", norm=norm, lr=lr, steps=steps, seed=seed, width=width, n_train=n_train,
+                  n_test=n_test, batch_size=batch_size, momentum=momentum, ics_layers=ics_layers,
+                  ics_every=ics_every, act_layers=act_layers, act_every=act_every, eval_every=eval_every,
+                  method=method, device=device)
+
+    def compute() -> dict[str, Any]:
+        data = load_cifar10(n_train, n_test, seed=0, device=device)
+        seed_everything(seed)
+        model = VGG("vgg16", width=width, norm=norm).to(device)
+        callbacks: dict[str, Any] = {}
+        if ics_layers is not None and ics_every is not None:
+            callbacks["ics"] = ICS(model, layers=ics_layers, every=ics_every, method=method)
+        if act_layers:
+            blocks = model.blocks
+            callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].act for i in act_layers},
+                                                   every=act_every, where="input", sample_size=256)
+        run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=momentum,
+                    eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False,
+                    desc=f"VGG {norm} lr={lr}")
+        return _run_dict(run)
+
+    return cached(config, compute, namespace="ch02_ics", enabled=cache)
+
+
+def dln_run(norm: str, lr: float, *, steps: int, seed: int = 0, depth: int = 25, dim: int = 10, n: int = 1000,
+            ics_layers: Sequence[int] | None = (9, 17), ics_every: int = 20, method: str = "vmap",
+            cache: bool = True) -> dict[str, Any]:
+    """Santurkar's deep linear network: `depth` square `dim` x `dim` layers (BN after all but the last when
+    norm='batchnorm'), minimizing ||W_depth...W_1 x - A x||^2 summed over `n` Gaussian points, full-batch SGD.
+
+    The teacher A and the data are fixed (data seed 0); `seed` changes the Glorot initialization.
+    ICS on layers `ics_layers` (None: all) every `ics_every` steps.
+    """
+    _check_common(norm, lr, steps, seed)
+    validate.integer("depth", depth, minimum=2)
+    validate.integer("dim", dim)
+    validate.integer("n", n, minimum=2)
+    ics_layers = _layers("ics_layers", ics_layers, depth) or list(range(1, depth + 1))
+    validate.integer("ics_every", ics_every)
+    validate.choice("method", method, ("loop", "vmap"))
+    config = dict(kind="dln", norm=norm, lr=lr, steps=steps, seed=seed, depth=depth, dim=dim, n=n,
+                  ics_layers=ics_layers, ics_every=ics_every, method=method)
+
+    def compute() -> dict[str, Any]:
+        data = linear_teacher(n=n, dim=dim, seed=0)
+        seed_everything(seed)
+        model = DeepLinear(depth=depth, dim=dim, norm=norm)
+        cb = ICS(model, layers=ics_layers, every=ics_every, method=method)
+        run = train(model, data, steps=steps, lr=lr, batch_size=None, loss="sum_squared",
+                    eval_every=max(1, steps // 10), callbacks={"ics": cb}, seed=seed, progress=False,
+                    desc=f"DLN {norm} lr={lr}")
+        return _run_dict(run)
+
+    return cached(config, compute, namespace="ch02_ics", enabled=cache)
+
+
+def trains(run: dict[str, Any], *, chance_loss: float = math.log(10), margin: float = 0.9) -> bool:
+    """A VGG run 'trains' when it did not diverge and its smoothed final training loss is below
+    `margin` x the chance-level loss ln(10) (at chance the net predicts one class or the uniform distribution)."""
+    if run["diverged"] or not run["loss"]:
+        return False
+    final = smooth(run["loss"], max(1, min(20, len(run["loss"]) // 5)))[-1]
+    return bool(np.isfinite(final) and final < margin * chance_loss)
+
+
+def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0.125, n_train: int | None = 10000,
+            n_test: int | None = 2000, device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+    """Short VGG runs at each lr, without and with BN: which lrs train (see `trains`).
+
+    Returns lrs, per norm the list of `trains` flags, final smoothed losses and test accuracies, and
+    `pair` = (lr_both, lr_bn_only): the largest lr at which both train and the smallest lr (above it) at
+    which only BN trains; None when the grid holds no such pair.
+    """
+    if isinstance(lrs, (int, float)) or len(lrs) < 2:
+        raise ValueError(f"lrs={lrs!r} must list at least two learning rates")
+    for lr in lrs:
+        validate.positive("lrs", lr)
+    lrs = sorted(float(v) for v in lrs)
+    out: dict[str, Any] = {"lrs": lrs, "steps": steps}
+    for norm in NORMS:
+        runs = [vgg_run(norm, lr, steps=steps, seed=seed, width=width, n_train=n_train, n_test=n_test,
+                        ics_every=None, ics_layers=None, act_layers=None, eval_every=steps, device=device,
+                        cache=cache) for lr in lrs]
+        out[norm] = {"trains": [trains(r) for r in runs],
+                     "final_loss": [float(smooth(r["loss"], 20)[-1]) if r["loss"] else math.nan for r in runs],
+                     "test_acc": [float("nan") if r["diverged"] or not r["evals"] else r["evals"][-1]["test_acc"]
+                                  for r in runs],
+                     "diverged": [r["diverged"] for r in runs]}
+    both = [lr for lr, a, b in zip(lrs, out["none"]["trains"], out["batchnorm"]["trains"]) if a and b]
+    lr_both = max(both) if both else None
+    only = [lr for lr, a, b in zip(lrs, out["none"]["trains"], out["batchnorm"]["trains"])
+            if b and not a and (lr_both is None or lr > lr_both)]
+    out["pair"] = [lr_both, min(only)] if lr_both is not None and only else None
+    return out
+
+
+def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[int] | None = None, steps: int = 4,
+             width: float = 0.125, batch_size: int = 128, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
+    """Time plain training steps and ICS measurements by both methods on the same model and batches.
+
+    Returns seconds per plain step, per measurement for 'loop' and 'vmap' (median over `steps`), their cost in
+    units of one training step, the number of monitored layers, and the largest relative disagreement
+    max |l2_loop - l2_vmap| / max l2 between the two methods. Not cached (it is a timing).
+    """
+    validate.choice("model", model, ("vgg", "dln"))
+    validate.choice("norm", norm, NORMS)
+    validate.integer("steps", steps, minimum=2)
+    seed_everything(seed)
+    if model == "vgg":
+        data = load_cifar10(max(batch_size * steps, 512), 100, seed=0, device=device)
+        net = VGG("vgg16", width=width, norm=norm).to(device)
+        bs, loss, lr = batch_size, None, 0.05
+    else:
+        data = linear_teacher(1000, 10, seed=0)
+        net = DeepLinear(25, 10, norm=norm)
+        bs, loss, lr = None, "sum_squared", 1e-7
+    n_layers = len(conv_layers(net))
+    layers = _layers("layers", layers, n_layers) or list(range(1, n_layers + 1))
+    plain = copy.deepcopy(net)
+    t0 = time.perf_counter()
+    train(plain, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, progress=False)
+    step_s = (time.perf_counter() - t0) / steps
+    res = {}
+    for method in ("loop", "vmap"):
+        m = copy.deepcopy(net)
+        cb = ICS(m, layers=layers, every=1, method=method)
+        train(m, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, callbacks={"ics": cb}, progress=False)
+        res[method] = cb.result()
+    # the measurement's own time per step (it times itself), the first step excluded (warm-up)
+    per = {k: res[k]["seconds"] / steps for k in res}
+    a, b = np.asarray(res["loop"]["l2"]), np.asarray(res["vmap"]["l2"])
+    return {"model": model, "norm": norm, "n_layers": len(layers), "step_seconds": step_s,
+            "loop_seconds": per["loop"], "vmap_seconds": per["vmap"],
+            "loop_steps": per["loop"] / step_s, "vmap_steps": per["vmap"] / step_s,
+            "max_rel_diff": float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30)),
+            "max_cos_diff": float(np.max(np.abs(np.asarray(res["loop"]["cos"]) - np.asarray(res["vmap"]["cos"])))),
+            "device": device, "threads": torch.get_num_threads()}
+
+
+# -- numbers for the verdicts -------------------------------------------------------------------------------------
+
+def ics_array(run: dict[str, Any], key: str, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one ICS quantity ('l2', 'cos', 'rel', 'g_norm') for one monitored layer of a run."""
+    ics = run.get("ics")
+    if not ics:
+        raise ValueError("this run recorded no ICS")
+    validate.choice("key", key, ("l2", "cos", "rel", "g_norm"))
+    validate.choice("layer", layer, ics["layers"])
+    j = ics["layers"].index(layer)
+    return np.asarray(ics["steps"]), np.asarray([row[j] for row in ics[key]], dtype=float)
+
+
+def summarize(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int, *, skip_first: bool = True) -> dict:
+    """Median over measured steps and seeds of l2, cos and rel for both variants, and their ratios.
+
+    The first measurement (step 0, before any training) is skipped by default. Diverged steps are excluded
+    (a diverged run stops, so it has no measurements after it).
+    """
+    out: dict[str, Any] = {"layer": layer}
+    for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
+        for key in ("l2", "cos", "rel"):
+            vals = np.concatenate([ics_array(r, key, layer)[1][1 if skip_first else 0:] for r in runs])
+            vals = vals[np.isfinite(vals)]
+            out[f"{key}_{name}"] = float(np.median(vals)) if len(vals) else math.nan
+    out["l2_ratio"] = out["l2_batchnorm"] / out["l2_none"] if out["l2_none"] > 0 else math.nan
+    out["rel_ratio"] = out["rel_batchnorm"] / out["rel_none"] if out["rel_none"] > 0 else math.nan
+    return out
+
+
+def smoothed_loss_at(run: dict[str, Any], steps: Sequence[int], window: int = 20) -> np.ndarray:
+    """The training loss (moving average over `window` steps) at the given steps."""
+    s = smooth(run["loss"], window)
+    return np.asarray([s[t] if t < len(s) else math.nan for t in steps], dtype=float)
+
+
+def at_equal_loss(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int, key: str = "l2", *,
+                  n_levels: int = 6, window: int = 20) -> dict[str, Any]:
+    """Compare an ICS quantity at equal training loss rather than at equal step.
+
+    Each measurement is paired with the smoothed training loss at its step; the loss range both variants
+    cover (pooled over seeds, step 0 excluded) is cut into `n_levels` bins on a log scale, and each bin holds
+    the median of `key` per variant. Returns levels (bin centres), none, batchnorm (NaN where a variant has
+    no measurement in a bin) and the overlapping loss range; empty lists if the ranges do not overlap.
+    """
+    validate.integer("n_levels", n_levels)
+    pts = {}
+    for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
+        ls, vs = [], []
+        for r in runs:
+            st, v = ics_array(r, key, layer)
+            lo = smoothed_loss_at(r, st, window)
+            ls.append(lo[1:]); vs.append(v[1:])
+        ls, vs = np.concatenate(ls), np.concatenate(vs)
+        ok = np.isfinite(ls) & np.isfinite(vs) & (ls > 0)
+        pts[name] = (ls[ok], vs[ok])
+    lo = max(np.min(pts[n][0]) if len(pts[n][0]) else math.inf for n in pts)
+    hi = min(np.max(pts[n][0]) if len(pts[n][0]) else -math.inf for n in pts)
+    out: dict[str, Any] = {"key": key, "layer": layer, "range": [lo, hi], "levels": [], "none": [], "batchnorm": []}
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        return out
+    edges = np.geomspace(lo, hi, n_levels + 1)
+    out["levels"] = list(np.sqrt(edges[:-1] * edges[1:]))
+    for name in ("none", "batchnorm"):
+        ls, vs = pts[name]
+        for a, b in zip(edges[:-1], edges[1:]):
+            sel = (ls >= a) & (ls <= b)
+            out[name].append(float(np.median(vs[sel])) if sel.any() else math.nan)
+    return out
+
+
+def drift(run: dict[str, Any], layer: str) -> float:
+    """How much a layer's pre-activation distribution moves per record, relative to its width:
+    mean over consecutive records of (|change of the median| + |change of the 15-85% spread|) / spread."""
+    q = np.asarray(run["acts"]["layers"][layer]["quantiles"], dtype=float)  # (T, 3): 15%, 50%, 85%
+    if len(q) < 2:
+        return math.nan
+    spread = q[:, 2] - q[:, 0]
+    d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
+    return float(np.mean(d))
+
+
+# -- the chapter's figures ------------------------------------------------------------------------------------------
+
+def _band_steps(ax, runs: Sequence[dict], key: str, layer: int, kind: str, *, log: bool = False) -> None:
+    from .. import plots
+    pairs = [ics_array(r, key, layer) for r in runs]
+    steps = max((p[0] for p in pairs), key=len)
+    plots.band(ax, steps, [p[1] for p in pairs], kind=kind)
+    div = [(r["diverged_at"], p[1][-1]) for r, p in zip(runs, pairs) if r["diverged"] and len(p[1])]
+    if div:
+        plots.mark_diverged(ax, [d[0] for d in div], [d[1] for d in div])
+    if log:
+        ax.set_yscale("log")
+
+
+def plot_fig3(rows: dict[float, dict[str, list[dict]]], layers: Sequence[int], *, title: str, loss_log: bool = False):
+    """Santurkar Fig 3 layout: one row per learning rate; training loss, then l2 difference (log axis) and cosine
+    for each layer in `layers`; standard and BN networks as mean lines with min..max bands over seeds."""
+    import matplotlib.pyplot as plt
+    from .. import plots
+    ncol = 1 + 2 * len(layers)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(3.0 * ncol, 2.6 * len(rows)), squeeze=False)
+    for r_i, (lr, by_norm) in enumerate(rows.items()):
+        ax = axes[r_i, 0]
+        for norm, runs in by_norm.items():
+            win = max(1, min(20, len(runs[0]["loss"]) // 10))
+            plots.band(ax, np.arange(max(len(r["loss"]) for r in runs)), [smooth(r["loss"], win) for r in runs], kind=norm)
+        ax.set_yscale("log") if loss_log else None
+        ax.set_title(f"lr={lr:g}: training loss")
+        ax.set_xlabel("step")
+        for l_i, layer in enumerate(layers):
+            a1, a2 = axes[r_i, 1 + l_i], axes[r_i, 1 + len(layers) + l_i]
+            for norm, runs in by_norm.items():
+                _band_steps(a1, runs, "l2", layer, norm, log=True)
+                _band_steps(a2, runs, "cos", layer, norm)
+            a1.set_title(f"layer #{layer}: ‖G − G′‖₂")
+            a2.set_title(f"layer #{layer}: cos(G, G′)")
+            a2.set_ylim(-1.05, 1.05)
+            for a in (a1, a2):
+                a.set_xlabel("step")
+    axes[0, 0].legend(loc="best", fontsize=8)
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def plot_equal_loss(ax, runs_none, runs_bn, layer: int, key: str = "l2", *, window: int = 20) -> None:
+    """Every measurement as a point at (smoothed training loss, ICS quantity): compare at equal loss by reading
+    vertically. Both axes log for l2."""
+    from .. import plots
+    for norm, runs in (("none", runs_none), ("batchnorm", runs_bn)):
+        for k, r in enumerate(runs):
+            st, v = ics_array(r, key, layer)
+            lo = smoothed_loss_at(r, st, window)
+            ax.plot(lo[1:], v[1:], ".", color=plots.color(norm), alpha=0.6, ms=4,
+                    label=plots.label(norm) if k == 0 else None)
+    ax.set_xscale("log")
+    if key == "l2":
+        ax.set_yscale("log")
+    ax.invert_xaxis()  # training goes left to right: the loss decreases
+    ax.set_xlabel("training loss (smoothed; decreasing →)")
+    ax.set_ylabel({"l2": "‖G − G′‖₂", "cos": "cos(G, G′)", "rel": "‖G − G′‖ / ‖G‖"}[key])

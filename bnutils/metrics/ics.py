@@ -1,0 +1,242 @@
+"""Internal covariate shift measured exactly as Santurkar et al. (2018), Definition 2.1.
+
+For the batch (x_t, y_t) of step t and a monitored layer i (a conv/linear layer, `models.conv_layers`):
+
+    G_i  = grad of L w.r.t. W_i at (W_1^t, ..., W_k^t)
+    G'_i = grad of L w.r.t. W_i at (W_1^{t+1}, ..., W_{i-1}^{t+1}, W_i^t, ..., W_k^t)   (same batch)
+
+W^{t+1} is the step's *actual* update (read from the model after the optimizer step, so momentum and weight
+decay are included). We report ||G - G'||_2, cos(G, G') and ||G - G'|| / ||G|| per monitored layer.
+
+Our readings, stated once:
+- "Earlier layers" means every parameter of every module that runs *before* layer i's conv/linear in the
+  forward pass (order recorded with hooks during the step's own forward). So the BN gamma/beta and biases of
+  blocks 1..i-1 move to t+1; layer i's own bias and the gamma/beta of its own BN (which act after W_i) stay at t.
+- W_i is the layer's weight tensor (not its bias), so nets with and without BN compare like with like.
+- G and G' are computed by the same code, in float32, with BN in train mode on the step's batch (its batch
+  statistics), on copies of the BN buffers: running statistics and the optimizer's gradients are untouched.
+  Random layers (noisy BN) replay the step's random draws (the RNG state at the start of the step).
+
+Two implementations give the same numbers (to float tolerance, tested): `method="vmap"` stacks the k mixed
+parameter sets (plus the unmixed one for G) and computes every gradient in one `torch.func.vmap(grad(...))`
+call; `method="loop"` runs one forward/backward per monitored layer (its backward stops at layer i).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call, grad, vmap
+
+from .. import validate
+from ..models import conv_layers
+from ..train import Callback, StepState
+
+METHODS = ("vmap", "loop")
+REFERENCES = ("recompute", "grad")
+
+
+class ICS(Callback):
+    """Santurkar's internal covariate shift (Definition 2.1) per monitored layer, every `every` steps.
+
+    layers: 1-based indices into `models.conv_layers(model)` ("layer #5" is 5); None monitors all of them.
+    method: 'vmap' (all layers in one batched call) or 'loop' (one forward/backward per layer).
+    reference: 'recompute' computes G with the same code as G' (float32, robust to mixed precision);
+    'grad' takes G from p.grad (the training step's own gradient; one pass cheaper).
+    chunk_size: for 'vmap', how many parameter sets at once (None: all; lower it to save memory on a GPU).
+
+    result(): steps, loss (the step's training loss), layers (the indices), and per measured step one list
+    over layers each of l2 (||G - G'||), cos, rel (||G - G'|| / ||G||) and g_norm (||G||); seconds spent.
+    """
+
+    def __init__(self, model: nn.Module, *, layers: Sequence[int] | None = None, every: int = 10,
+                 method: str = "vmap", reference: str = "recompute", chunk_size: int | None = None):
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.every = validate.integer("every", every)
+        self.method = validate.choice("method", method, METHODS)
+        self.reference = validate.choice("reference", reference, REFERENCES)
+        if chunk_size is not None:
+            validate.integer("chunk_size", chunk_size)
+        self.chunk_size = chunk_size
+        all_layers = conv_layers(model)
+        if not all_layers:
+            raise ValueError("model has no conv/linear layers to monitor")
+        if layers is None:
+            layers = list(range(1, len(all_layers) + 1))
+        if isinstance(layers, (int, str)) or not len(layers):
+            raise ValueError(f"layers={layers!r} must be a non-empty list of layer numbers (1-based)")
+        for i in layers:
+            validate.integer("layers", i)
+            if i > len(all_layers):
+                raise ValueError(f"layers={list(layers)!r}: the model has only {len(all_layers)} conv/linear layers")
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"layers={list(layers)!r} must not repeat a layer")
+        self.model = model
+        self.layers = sorted(layers)
+        module_name = {id(m): n for n, m in model.named_modules()}
+        self.weight_names = [f"{module_name[id(all_layers[i - 1])]}.weight" for i in self.layers]
+        self._layer_modules = [module_name[id(all_layers[i - 1])] for i in self.layers]
+        self._order: dict[str, int] | None = None  # module name -> first call index in the forward pass
+        self._hooks: list = []
+        self._old: dict[str, torch.Tensor] = {}
+        self._grad: dict[str, torch.Tensor] = {}
+        self._rng: torch.Tensor | None = None
+        self._cuda_rng: list | None = None
+        self.steps: list[int] = []
+        self.loss: list[float] = []
+        self.data: dict[str, list] = {"l2": [], "cos": [], "rel": [], "g_norm": []}
+        self.seconds = 0.0
+
+    # -- forward order -------------------------------------------------------------------------------------
+    def _arm_order_hooks(self) -> None:
+        order: dict[str, int] = {}
+        self._order_tmp = order
+        for name, m in self.model.named_modules():
+            if any(True for _ in m.parameters(recurse=False)):
+                def pre(mod, inp, name=name):
+                    order.setdefault(name, len(order))
+                self._hooks.append(m.register_forward_pre_hook(pre))
+
+    def _disarm(self) -> None:
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+    def _earlier(self) -> list[set[str]]:
+        """For each monitored layer, the names of the parameters that run before it (they move to t+1)."""
+        order = self._order or {}
+        out = []
+        for mod in self._layer_modules:
+            if mod not in order:
+                raise RuntimeError(f"layer {mod!r} was not called in the forward pass; cannot place it")
+            k = order[mod]
+            out.append({n for n, _ in self.model.named_parameters()
+                        if order.get(n.rsplit(".", 1)[0] if "." in n else "", math.inf) < k})
+        return out
+
+    # -- callback hooks ------------------------------------------------------------------------------------
+    def on_step_start(self, s: StepState) -> None:
+        if self._order is None:
+            self._arm_order_hooks()
+        self._rng = torch.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    def on_before_update(self, s: StepState) -> None:
+        if self._hooks:
+            self._disarm()
+            self._order = dict(self._order_tmp)
+            self._earlier_sets = self._earlier()
+        t0 = time.perf_counter()
+        self._old = {n: p.detach().clone() for n, p in self.model.named_parameters()}
+        if self.reference == "grad":
+            params = dict(self.model.named_parameters())
+            self._grad = {}
+            for w in self.weight_names:
+                if params[w].grad is None:
+                    raise RuntimeError(f"{w} has no gradient: is it trained?")
+                self._grad[w] = params[w].grad.detach().clone()
+        self.seconds += time.perf_counter() - t0
+
+    def on_after_update(self, s: StepState) -> None:
+        t0 = time.perf_counter()
+        new = {n: p.detach() for n, p in self.model.named_parameters()}
+        g, g_prime = self.compute(s.x, s.y, s.loss_fn, self._old, new)
+        self.record(s.step, float(s.loss) if s.loss is not None else math.nan, g, g_prime)
+        self._old = {}
+        self.seconds += time.perf_counter() - t0
+
+    # -- the measurement -------------------------------------------------------------------------------------
+    def _mixed(self, old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        return [{n: (new[n] if n in earlier else old[n]) for n in old} for earlier in self._earlier_sets]
+
+    def _replay_rng(self) -> None:
+        if self._rng is not None:
+            torch.set_rng_state(self._rng)
+        if self._cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self._cuda_rng)
+
+    def compute(self, x: torch.Tensor, y: torch.Tensor, loss_fn, old: dict[str, torch.Tensor],
+                new: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """G and G' (one tensor per monitored layer) for the batch (x, y), weights `old` (t) and `new` (t+1)."""
+        if self._order is None:
+            raise RuntimeError("the forward order is unknown: ICS.compute needs one training step first")
+        model = self.model
+        was_training = model.training
+        model.train()
+        buffers = {n: b.detach() for n, b in model.named_buffers()}
+        sets = self._mixed(old, new)
+        want_ref = self.reference == "recompute"
+        try:
+            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
+                    torch.autocast(x.device.type, enabled=False):
+                if self.method == "loop":
+                    g_prime = []
+                    for w, ps in zip(self.weight_names, sets):
+                        g_prime.append(self._grad_loop(ps, buffers, w, x, y, loss_fn))
+                    g = [self._grad_loop(old, buffers, w, x, y, loss_fn) for w in self.weight_names] \
+                        if want_ref else None
+                else:
+                    g_prime, g = self._grad_vmap(old, sets, buffers, x, y, loss_fn, want_ref)
+        finally:
+            model.train(was_training)
+        if not want_ref:
+            g = [self._grad[w] for w in self.weight_names]
+        return g, g_prime
+
+    def _grad_loop(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], w: str,
+                   x: torch.Tensor, y: torch.Tensor, loss_fn) -> torch.Tensor:
+        self._replay_rng()
+        p = dict(params)
+        p[w] = p[w].clone().requires_grad_(True)
+        b = {n: v.clone() for n, v in buffers.items()}  # BN updates its running stats in place: on copies
+        with torch.enable_grad():
+            out = functional_call(self.model, (p, b), (x,))
+            loss = loss_fn(out.float(), y)
+            return torch.autograd.grad(loss, p[w])[0].detach()
+
+    def _grad_vmap(self, old, sets, buffers, x, y, loss_fn, want_ref):
+        all_sets = ([old] if want_ref else []) + sets
+        n = len(all_sets)
+        names = list(old)
+        weights = set(self.weight_names)
+        stacked_w = {w: torch.stack([s[w] for s in all_sets]) for w in self.weight_names}
+        stacked_rest = {k: torch.stack([s[k] for s in all_sets]) for k in names if k not in weights}
+        stacked_buf = {k: v.unsqueeze(0).expand(n, *v.shape).clone() for k, v in buffers.items()}
+        model = self.model
+
+        def loss_of(ws, rest, bufs):
+            out = functional_call(model, ({**ws, **rest}, bufs), (x,))
+            return loss_fn(out.float(), y)
+
+        self._replay_rng()
+        with torch.enable_grad():
+            grads = vmap(grad(loss_of), in_dims=(0, 0, 0), randomness="same",
+                         chunk_size=self.chunk_size)(stacked_w, stacked_rest, stacked_buf)
+        off = 1 if want_ref else 0
+        g_prime = [grads[w][off + j] for j, w in enumerate(self.weight_names)]
+        g = [grads[w][0] for w in self.weight_names] if want_ref else None
+        return g_prime, g
+
+    def record(self, step: int, loss: float, g: list[torch.Tensor], g_prime: list[torch.Tensor]) -> None:
+        l2, cos, rel, gn = [], [], [], []
+        for a, b in zip(g, g_prime):
+            a, b = a.double().flatten(), b.double().flatten()
+            d = float((a - b).norm())
+            na, nb = float(a.norm()), float(b.norm())
+            l2.append(d)
+            gn.append(na)
+            rel.append(d / na if na > 0 else math.nan)
+            cos.append(float(a @ b) / (na * nb) if na > 0 and nb > 0 else math.nan)
+        self.steps.append(step)
+        self.loss.append(loss)
+        for k, v in (("l2", l2), ("cos", cos), ("rel", rel), ("g_norm", gn)):
+            self.data[k].append(v)
+
+    def result(self) -> dict[str, Any]:
+        self._disarm()
+        return {"steps": self.steps, "loss": self.loss, "layers": self.layers, "method": self.method,
+                "reference": self.reference, "seconds": self.seconds, **self.data}
