@@ -216,9 +216,58 @@ def main() -> None:
     print(text)
 
 
+def bench_probes(repeats: int) -> dict[str, float]:
+    """Landscape probes (chapter 4): the K probes batched with vmap vs a loop, for the VGG and the deep linear net,
+    each in units of one training step (forward + backward) of the same model on the same batch."""
+    from bnutils.metrics import probe_landscape
+    from bnutils.models import DeepLinear
+
+    data = small_cifar(512)
+    x, y = data.train.x[:128], data.train.y[:128]
+    dln_data = D.linear_teacher(n=1000, dim=10)
+    rows: dict[str, float] = {}
+    for name, model, bx, by, loss in (
+            ("VGG-16 w1/8 + BN, batch 128", VGG(width=0.125, norm="batchnorm"), x, y, F.cross_entropy),
+            ("DLN 25x10 + BN, 1000 points", DeepLinear(norm="batchnorm"), dln_data.train.x, dln_data.train.y,
+             lambda o, t: (o - t).pow(2).sum())):
+        def step():
+            model.zero_grad()
+            loss(model(bx), by).backward()
+        for k in (7, 16):
+            etas = list(np.linspace(0.05, 0.4, k))
+            t = interleaved({"step": step,
+                             "vmap": lambda: probe_landscape(model, bx, by, loss, etas, method="vmap"),
+                             "loop": lambda: probe_landscape(model, bx, by, loss, etas, method="loop")}, repeats)
+            rows[f"{name}, K={k}: loop / vmap (speed-up of batching)"] = t["loop"] / t["vmap"]
+            rows[f"{name}, K={k}: vmap cost in training steps"] = t["vmap"] / t["step"]
+            rows[f"{name}, K={k}: loop cost in training steps"] = t["loop"] / t["step"]
+    return rows
+
+
+def bench_ics(repeats: int) -> dict[str, float]:
+    """ICS for all layers (chapter 2): vmap over the per-layer parameter sets vs a per-layer loop, as the extra cost
+    per measured step in units of one plain training step."""
+    from bnutils.metrics import ICS
+
+    data = small_cifar(1024)
+    steps = 6
+
+    def run(method: str | None):
+        seed_everything(0)
+        model = VGG(width=0.125, norm="batchnorm")
+        cbs = {"ics": ICS(model, every=1, method=method)} if method else None
+        train(model, data, steps=steps, lr=0.05, batch_size=128, progress=False, callbacks=cbs)
+
+    t = interleaved({"plain": lambda: run(None), "vmap": lambda: run("vmap"), "loop": lambda: run("loop")}, repeats)
+    return {"VGG-16 w1/8 + BN, 13 layers: loop / vmap (speed-up)": (t["loop"] - t["plain"]) / (t["vmap"] - t["plain"]),
+            "vmap: extra cost per measured step, in training steps": (t["vmap"] - t["plain"]) / t["plain"],
+            "loop: extra cost per measured step, in training steps": (t["loop"] - t["plain"]) / t["plain"]}
+
+
 def extra_sections():
-    """Benchmarks of the chapter metrics (landscape probes, ICS): batched implementations against plain loops."""
-    return []
+    """Benchmarks of the chapter metrics: landscape probes and ICS, batched implementations against plain loops."""
+    return [("2. Landscape probes: batched (vmap) vs loop", bench_probes),
+            ("3. ICS for all layers: batched (vmap) vs loop", bench_ics)]
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 sys.path.insert(0, str(ROOT))
 from bnutils import __version__  # noqa: E402
-from bnutils.cache import source_fingerprint  # noqa: E402
 
 HEADER_TAG, SETUP_TAG, SOLUTION_TAG = "colab-link", "colab-setup", "solution"
 
@@ -92,9 +91,37 @@ def sync(nb_path: Path, write: bool = True) -> bool:
     return ok
 
 
+CHAPTER_OWNED = ("experiments", "metrics")  # bnutils/<dir>/<name>.py belongs to the chapter importing experiments.<name>
+
+
+def chapter_modules(nb) -> set[str]:
+    """Names of the bnutils.experiments modules a chapter imports (e.g. {'basics'})."""
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    names = set(re.findall(r"bnutils\.experiments\.(\w+)", code))
+    for group in re.findall(r"from\s+bnutils\.experiments\s+import\s+\(?([\w\s,]+)\)?", code):
+        names |= {part.split()[0] for part in group.split(",") if part.strip()}
+    return names
+
+
+def library_fingerprint(own: set[str]) -> str:
+    """sha256 over the bnutils source a chapter depends on: everything except other chapters' own modules
+    (experiments/<name>.py, metrics/<name>.py of chapters it does not import), so that finishing chapter 4 does
+    not mark chapter 1's outputs stale."""
+    lib = ROOT / "bnutils"
+    owned = {p.stem for d in CHAPTER_OWNED for p in (lib / "experiments").glob("*.py") if p.stem != "__init__"}
+    h = hashlib.sha256()
+    for f in sorted(lib.rglob("*.py")):
+        rel = f.relative_to(lib)
+        if len(rel.parts) == 2 and rel.parts[0] in CHAPTER_OWNED and rel.stem in owned and rel.stem not in own:
+            continue
+        h.update(rel.as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def code_fingerprint(nb) -> str:
-    """sha256 of the chapter's own code cells (papermill's injected cell excluded) and of the bnutils source."""
-    h = hashlib.sha256(source_fingerprint().encode())
+    """sha256 of the chapter's own code cells (papermill's injected cell excluded) and the bnutils source it uses."""
+    h = hashlib.sha256(library_fingerprint(chapter_modules(nb)).encode())
     for c in nb.cells:
         if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", []):
             h.update(c.source.encode())
@@ -112,6 +139,7 @@ def static_env(profile: str | None) -> dict[str, str]:
 def execute(nb_path: Path, profile: str = "cpu") -> float:
     """Run a chapter in place at `profile` and stamp its metadata: profile, seconds, fingerprint."""
     sync(nb_path)
+    fingerprint = code_fingerprint(nbformat.read(nb_path, as_version=4))  # the code as it is when the run starts
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / nb_path.name
         t0 = time.perf_counter()
@@ -123,7 +151,9 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
     for c in nb.cells:
         c.metadata.pop("papermill", None)
         c.metadata.pop("execution", None)
-    nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "fingerprint": code_fingerprint(nb)}
+    if code_fingerprint(nb) != fingerprint:
+        raise SystemExit(f"{nb_path.name}: the notebook or bnutils changed while it ran; run it again")
+    nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "fingerprint": fingerprint}
     tmp_out = nb_path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, nb_path)
