@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 MIME = "application/vnd.bnbook.verdicts+json"
-ICON = {"yes": "✅ yes", "partly": "🟡 partly", "no": "❌ no"}
+ICON = {"yes": "**yes**", "partly": "*partly*", "no": "**no**"}  # words, not emoji: no font needed
 
 
 def collect(notebooks: Path) -> list[dict]:
