@@ -50,7 +50,9 @@ def test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
     (fake.parent / "__init__.py").write_text("")
-    assert _run(py, "-c", "import importlib.util as u; print(u.find_spec('bnutils') is None)").stdout.strip() == "True"
+    (fake.parent.parent / "sitecustomize.py").write_text("import google.colab\n")  # Colab's kernel has it imported
+    outside = tmp_path  # run from outside the repository, or `python -c` would import ./bnutils from the checkout
+    assert _run(py, "-c", "import importlib.util as u; print(u.find_spec('bnutils') is None)", cwd=outside).stdout.strip() == "True"
 
     env = {**os.environ, "GIT_CONFIG_GLOBAL": str(gitconfig), "PYTHONPATH": str(fake.parent.parent),
            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "false",  # prove that nothing is downloaded
@@ -60,9 +62,9 @@ def test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs(tmp_path):
     workdir = tmp_path / "work"  # not the repository: bnutils must come from the installed package
     workdir.mkdir()
     _run(py, "-m", "papermill", ROOT / "notebooks" / CHAPTER, out, "-p", "profile", "ci", "-k", "python3",
-         "--cwd", workdir, "--no-progress-bar", env=env)
+         "--cwd", workdir, "--no-progress-bar", env=env, cwd=outside)
 
-    installed = _run(py, "-c", "import bnutils; print(bnutils.__file__)", env=env).stdout.strip()
+    installed = _run(py, "-c", "import bnutils; print(bnutils.__file__)", env=env, cwd=outside).stdout.strip()
     assert installed.startswith(str(site)), installed
     own = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
     assert own <= {"bnutils", "pip", "setuptools"}, f"the set-up cell installed more than bnutils: {own}"
