@@ -212,6 +212,20 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def stages(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """The model as a chain of (qualified name, module) whose composition is its forward pass, or None when it
+    is not a plain chain (the ResNet's skips). Lets a metric reuse the activations of a shared prefix of layers."""
+    if isinstance(model, VGG):
+        return [(f"features.{i}", m) for i, m in enumerate(model.features)] + [("", nn.Flatten(1)), ("head", model.head)]
+    if isinstance(model, MLP):
+        return [("", nn.Flatten(1))] + [(f"blocks.{i}", b) for i, b in enumerate(model.blocks)] + [("head", model.head)]
+    if isinstance(model, DeepLinear):
+        return [(f"blocks.{i}", b) for i, b in enumerate(model.blocks)]
+    if type(model) is nn.Sequential:
+        return [(name, m) for name, m in model.named_children()]
+    return None
+
+
 def conv_layers(model: nn.Module) -> list[nn.Module]:
     """All conv/linear layers in forward order: 'layer #i' in the papers is conv_layers(model)[i - 1]."""
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

@@ -57,7 +57,7 @@ class _Capture(Callback):
         self.new = copy.deepcopy(s.model.state_dict())
 
 
-@pytest.mark.parametrize("method", ["loop", "vmap"])
+@pytest.mark.parametrize("method", ["loop", "vmap", "prefix"])
 @pytest.mark.parametrize("norm", ["batchnorm", "scratch", "none"])
 def test_matches_direct_two_model_computation(method, norm):
     """G' from the callback == the gradient of a model assembled by hand from W^{t+1} (earlier blocks) and W^t."""
@@ -95,7 +95,7 @@ def test_matches_direct_two_model_computation(method, norm):
     assert res["l2"][-1][0] == 0.0 and res["cos"][-1][0] == pytest.approx(1.0)  # nothing precedes layer #1
 
 
-@pytest.mark.parametrize("method", ["loop", "vmap"])
+@pytest.mark.parametrize("method", ["loop", "vmap", "prefix"])
 def test_zero_shift_when_earlier_layers_do_not_move(method):
     """lr 0 for blocks 1-2 (and their BN): layers #1-#3 see no shift; layer #4 (after moving block 3) does."""
     torch.manual_seed(0)
@@ -128,21 +128,42 @@ def _vgg_data(n=64):
      dict(batch_size=None, lr=1e-4, loss="sum_squared")),
     (lambda: MLP(12, width=16, depth=3, norm="noisy"), _blobs, dict(batch_size=32, lr=0.1)),
 ])
-def test_batched_equals_loop(model_fn, data_fn, kw):
-    """vmap over the stacked mixed parameter sets gives the loop's numbers (noisy BN included: the step's
-    random draws are replayed)."""
+@pytest.mark.parametrize("fast", ["vmap", "prefix"])
+def test_fast_methods_equal_loop(model_fn, data_fn, kw, fast):
+    """vmap over the stacked mixed parameter sets, and the shared prefix, give the loop's numbers (noisy BN
+    included: the step's random draws are replayed)."""
     out = {}
-    for method in ("loop", "vmap"):
+    for method in ("loop", fast):
         torch.manual_seed(0)
         model = model_fn()
         cb = ICS(model, every=2, method=method)
         train(model, data_fn(), steps=4, callbacks={"ics": cb}, progress=False, **kw)
         out[method] = cb.result()
-    a, b = np.asarray(out["loop"]["l2"]), np.asarray(out["vmap"]["l2"])
+    a, b = np.asarray(out["loop"]["l2"]), np.asarray(out[fast]["l2"])
     assert a.shape == b.shape and a.shape[0] == 2
     assert np.max(np.abs(a - b)) <= 1e-3 * np.max(a) + 1e-7
-    assert np.allclose(out["loop"]["cos"], out["vmap"]["cos"], atol=1e-4)
+    assert np.allclose(out["loop"]["cos"], out[fast]["cos"], atol=1e-4)
+    assert np.allclose(out["loop"]["g_norm"], out[fast]["g_norm"], rtol=1e-4)
     assert np.max(a) > 0
+
+
+def test_auto_method():
+    """auto: the shared prefix for conv chains, vmap for tiny linear nets; the ResNet (skips) gets the loop on a CPU."""
+    from bnutils.models import ResNet
+    assert ICS(VGG("vgg11", width=1 / 16), every=1).method == "prefix"
+    assert ICS(DeepLinear(depth=4, dim=3), every=1).method == "vmap"
+    assert ICS(ResNet(depth=8, width=0.25), every=1).method == "loop"
+    with pytest.raises(ValueError, match="method='prefix'"):
+        ICS(ResNet(depth=8, width=0.25), method="prefix")
+
+
+def test_prefix_refuses_a_layer_inside_a_stage():
+    """Two linears in one stage: the second's earlier layers are not a prefix of stages, so prefix must refuse."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 16)), nn.ReLU(), nn.Linear(16, 10))
+    cb = ICS(model, every=1, method="prefix")
+    with pytest.raises(RuntimeError, match="does not start a stage"):
+        train(model, _blobs(), steps=1, lr=0.1, batch_size=32, callbacks={"ics": cb}, progress=False)
 
 
 def test_reference_grad_equals_recompute():
@@ -158,7 +179,7 @@ def test_reference_grad_equals_recompute():
     assert np.allclose(out["grad"]["l2"], out["recompute"]["l2"], rtol=1e-3, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["loop", "vmap"])
+@pytest.mark.parametrize("method", ["loop", "vmap", "prefix"])
 def test_measurement_leaves_training_unchanged(method):
     """Same losses, weights and BN running statistics with and without the measurement (noisy BN included)."""
     finals = []

@@ -4,7 +4,7 @@
   distributions of chosen layers over training, and ICS (Definition 2.1) every few steps.
 - `dln_run`: the 25-layer deep linear network on the linear-teacher task, full batch, with ICS.
 - `lr_scan`: short VGG runs over a grid of learning rates, to find the pair the Fig 1 analogue needs.
-- `ics_cost`: the measurement's cost per measured step (in training steps) for both implementations, and
+- `ics_cost`: the measurement's cost per measured step (in training steps) for each implementation, and
   their agreement.
 - `summarize`, `at_equal_loss`, `drift`: the numbers the verdicts are computed from.
 
@@ -24,6 +24,7 @@ from .. import validate
 from ..cache import cached
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
+from ..metrics.ics import METHODS as ICS_METHODS
 from ..models import VGG, DeepLinear, conv_layers
 from ..train import seed_everything, smooth, train
 
@@ -64,7 +65,7 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
             n_test: int | None = 2000, batch_size: int = 128, momentum: float = 0.0,
             ics_layers: Sequence[int] | None = (3, 5, 10, 11), ics_every: int | None = 25,
             act_layers: Sequence[int] | None = (3, 11), act_every: int = 10, eval_every: int | None = None,
-            method: str = "loop", device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+            method: str = "auto", device: str = "cpu", cache: bool = True) -> dict[str, Any]:
     """Train VGG-16 (`norm` 'none' or 'batchnorm') on a CIFAR-10 subset with plain SGD and return the run as a dict.
 
     Records the training loss/accuracy per step, test accuracy every `eval_every` steps (default: 10 evaluations),
@@ -82,7 +83,7 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
     validate.integer("act_every", act_every)
     eval_every = eval_every or max(1, steps // 10)
     validate.integer("eval_every", eval_every)
-    validate.choice("method", method, ("loop", "vmap"))
+    validate.choice("method", method, ICS_METHODS)
     validate.choice("device", device, ("cpu", "cuda"))
     config = dict(kind="vgg16", norm=norm, lr=lr, steps=steps, seed=seed, width=width, n_train=n_train,
                   n_test=n_test, batch_size=batch_size, momentum=momentum, ics_layers=ics_layers,
@@ -123,7 +124,7 @@ def dln_run(norm: str, lr: float, *, steps: int, seed: int = 0, depth: int = 25,
     validate.integer("n", n, minimum=2)
     ics_layers = _layers("ics_layers", ics_layers, depth) or list(range(1, depth + 1))
     validate.integer("ics_every", ics_every)
-    validate.choice("method", method, ("loop", "vmap"))
+    validate.choice("method", method, ICS_METHODS)
     config = dict(kind="dln", norm=norm, lr=lr, steps=steps, seed=seed, depth=depth, dim=dim, n=n,
                   ics_layers=ics_layers, ics_every=ics_every, method=method)
 
@@ -182,11 +183,12 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
 
 def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[int] | None = None, steps: int = 4,
              width: float = 0.125, batch_size: int = 128, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
-    """Time plain training steps and ICS measurements by both methods on the same model and batches.
+    """Time plain training steps and ICS measurements by every method on the same model and batches.
 
-    Returns seconds per plain step, per measurement for 'loop' and 'vmap' (median over `steps`), their cost in
-    units of one training step, the number of monitored layers, and the largest relative disagreement
-    max |l2_loop - l2_vmap| / max l2 between the two methods. Not cached (it is a timing).
+    Returns seconds per plain step; per measurement, for each of 'prefix', 'vmap' and 'loop', its seconds
+    (`<method>_seconds`) and its cost in units of one training step (`<method>_steps`); the number of monitored
+    layers; and the largest disagreement of the fast methods with the loop: relative max |l2 - l2_loop| / max l2
+    (`max_rel_diff`) and of the cosines (`max_cos_diff`). Not cached (it is a timing).
     """
     validate.choice("model", model, ("vgg", "dln"))
     validate.choice("norm", norm, NORMS)
@@ -206,21 +208,22 @@ def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[in
     t0 = time.perf_counter()
     train(plain, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, progress=False)
     step_s = (time.perf_counter() - t0) / steps
+    out: dict[str, Any] = {"model": model, "norm": norm, "n_layers": len(layers), "step_seconds": step_s,
+                           "device": device, "threads": torch.get_num_threads()}
     res = {}
-    for method in ("loop", "vmap"):
+    for method in ("loop", "vmap", "prefix"):
         m = copy.deepcopy(net)
         cb = ICS(m, layers=layers, every=1, method=method)
         train(m, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, callbacks={"ics": cb}, progress=False)
         res[method] = cb.result()
-    # the measurement's own time per step (it times itself), the first step excluded (warm-up)
-    per = {k: res[k]["seconds"] / steps for k in res}
-    a, b = np.asarray(res["loop"]["l2"]), np.asarray(res["vmap"]["l2"])
-    return {"model": model, "norm": norm, "n_layers": len(layers), "step_seconds": step_s,
-            "loop_seconds": per["loop"], "vmap_seconds": per["vmap"],
-            "loop_steps": per["loop"] / step_s, "vmap_steps": per["vmap"] / step_s,
-            "max_rel_diff": float(np.max(np.abs(a - b)) / max(np.max(np.abs(a)), 1e-30)),
-            "max_cos_diff": float(np.max(np.abs(np.asarray(res["loop"]["cos"]) - np.asarray(res["vmap"]["cos"])))),
-            "device": device, "threads": torch.get_num_threads()}
+        out[f"{method}_seconds"] = res[method]["seconds"] / steps  # the measurement times itself
+        out[f"{method}_steps"] = out[f"{method}_seconds"] / step_s
+    a = np.asarray(res["loop"]["l2"])
+    out["max_rel_diff"] = max(float(np.max(np.abs(a - np.asarray(res[k]["l2"]))) / max(np.max(np.abs(a)), 1e-30))
+                              for k in ("vmap", "prefix"))
+    out["max_cos_diff"] = max(float(np.max(np.abs(np.asarray(res["loop"]["cos"]) - np.asarray(res[k]["cos"]))))
+                              for k in ("vmap", "prefix"))
+    return out
 
 
 # -- numbers for the verdicts -------------------------------------------------------------------------------------

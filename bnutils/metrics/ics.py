@@ -17,9 +17,16 @@ Our readings, stated once:
   statistics), on copies of the BN buffers: running statistics and the optimizer's gradients are untouched.
   Random layers (noisy BN) replay the step's random draws (the RNG state at the start of the step).
 
-Two implementations give the same numbers (to float tolerance, tested): `method="vmap"` stacks the k mixed
-parameter sets (plus the unmixed one for G) and computes every gradient in one `torch.func.vmap(grad(...))`
-call; `method="loop"` runs one forward/backward per monitored layer (its backward stops at layer i).
+Three implementations give the same numbers (to float tolerance, tested):
+- `method="prefix"` (chains of layers: VGG, MLP, DLN) runs the moved layers 1..k once, keeping the activation
+  entering each monitored layer, then for layer i only the unmoved rest of the net, forward and backward down to
+  W_i; G takes one pass for all layers. About a third of the loop's arithmetic, on any device.
+- `method="vmap"` stacks the k mixed parameter sets (plus the unmixed one for G) and computes every gradient in one
+  `torch.func.vmap(grad(...))` call (batching pays where per-op overhead dominates; on a CPU conv nets suffer).
+- `method="loop"` runs one whole forward/backward per monitored layer (its backward stops at layer i): the
+  straightforward reference the others are tested against.
+`method="auto"` picks prefix for conv nets that are chains (VGG), vmap for nets without convs (the DLN, MLPs: tiny
+layers, overhead-bound) and for other conv nets on a GPU, and the loop for other conv nets (ResNet) on a CPU.
 """
 from __future__ import annotations
 
@@ -32,10 +39,10 @@ import torch.nn as nn
 from torch.func import functional_call, grad, vmap
 
 from .. import validate
-from ..models import conv_layers
+from ..models import conv_layers, stages
 from ..train import Callback, StepState
 
-METHODS = ("vmap", "loop")
+METHODS = ("auto", "prefix", "vmap", "loop")
 REFERENCES = ("recompute", "grad")
 
 
@@ -43,7 +50,8 @@ class ICS(Callback):
     """Santurkar's internal covariate shift (Definition 2.1) per monitored layer, every `every` steps.
 
     layers: 1-based indices into `models.conv_layers(model)` ("layer #5" is 5); None monitors all of them.
-    method: 'vmap' (all layers in one batched call) or 'loop' (one forward/backward per layer).
+    method: 'prefix' (shared forward through the moved layers), 'vmap' (all layers in one batched call), 'loop'
+    (one whole forward/backward per layer) or 'auto' (see the module docstring).
     reference: 'recompute' computes G with the same code as G' (float32, robust to mixed precision);
     'grad' takes G from p.grad (the training step's own gradient; one pass cheaper).
     chunk_size: for 'vmap', how many parameter sets at once (None: all; lower it to save memory on a GPU).
@@ -53,7 +61,7 @@ class ICS(Callback):
     """
 
     def __init__(self, model: nn.Module, *, layers: Sequence[int] | None = None, every: int = 10,
-                 method: str = "vmap", reference: str = "recompute", chunk_size: int | None = None):
+                 method: str = "auto", reference: str = "recompute", chunk_size: int | None = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.every = validate.integer("every", every)
@@ -65,6 +73,15 @@ class ICS(Callback):
         all_layers = conv_layers(model)
         if not all_layers:
             raise ValueError("model has no conv/linear layers to monitor")
+        self._chain = stages(model)
+        if self.method == "auto":  # measured in bench/run.py (BENCHMARKS.md, section 3)
+            on_cuda = next(model.parameters()).device.type == "cuda"
+            conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+            self.method = ("prefix" if self._chain is not None else "loop") if conv and not on_cuda else \
+                ("prefix" if conv and self._chain is not None else "vmap")
+        if self.method == "prefix" and self._chain is None:
+            raise ValueError(f"method='prefix' needs a model that is a chain of layers ({type(model).__name__} is not); "
+                             f"use one of {METHODS[2:]}")
         if layers is None:
             layers = list(range(1, len(all_layers) + 1))
         if isinstance(layers, (int, str)) or not len(layers):
@@ -130,6 +147,8 @@ class ICS(Callback):
             self._disarm()
             self._order = dict(self._order_tmp)
             self._earlier_sets = self._earlier()
+            if self.method == "prefix":
+                self._starts = self._plan_prefix()
         t0 = time.perf_counter()
         self._old = {n: p.detach().clone() for n, p in self.model.named_parameters()}
         if self.reference == "grad":
@@ -173,7 +192,9 @@ class ICS(Callback):
         try:
             with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
                     torch.autocast(x.device.type, enabled=False):
-                if self.method == "loop":
+                if self.method == "prefix":
+                    g_prime, g = self._grads_prefix(old, new, buffers, x, y, loss_fn, want_ref)
+                elif self.method == "loop":
                     g_prime = []
                     for w, ps in zip(self.weight_names, sets):
                         g_prime.append(self._grad_loop(ps, buffers, w, x, y, loss_fn))
@@ -198,6 +219,73 @@ class ICS(Callback):
             loss = loss_fn(out.float(), y)
             return torch.autograd.grad(loss, p[w])[0].detach()
 
+    # -- method="prefix" ------------------------------------------------------------------------------------------
+    def _plan_prefix(self) -> list[int]:
+        """The chain stage at which each monitored layer starts; checks that the stages before it hold exactly the
+        parameters Definition 2.1 moves (those that run before the layer), so the shared prefix is exact."""
+        names = [n for n, _ in self.model.named_parameters()]
+        starts = []
+        for mod, earlier in zip(self._layer_modules, self._earlier_sets):
+            s = next((k for k, (name, _) in enumerate(self._chain)
+                      if name and (mod == name or mod.startswith(name + "."))), None)
+            before = {n for n in names for name, _ in self._chain[:s] if name and n.startswith(name + ".")} \
+                if s is not None else None
+            if s is None or before != earlier:
+                raise RuntimeError(f"layer {mod!r} does not start a stage of the chain: use method='loop' or 'vmap'")
+            starts.append(s)
+        return starts
+
+    def _run_chain(self, first: int, last: int, h: torch.Tensor, params: dict[str, torch.Tensor],
+                   buffers: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Stages first..last-1 of the chain applied to h with the given parameters and buffers (qualified names)."""
+        for name, mod in self._chain[first:last]:
+            if not name:
+                h = mod(h)
+                continue
+            pfx = name + "."
+            sub = lambda d: {k[len(pfx):]: v for k, v in d.items() if k.startswith(pfx)}
+            h = functional_call(mod, (sub(params), sub(buffers)), (h,))
+        return h
+
+    def _rng_now(self) -> tuple:
+        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self._cuda_rng is not None else None)
+
+    def _rng_set(self, state: tuple) -> None:
+        torch.set_rng_state(state[0])
+        if state[1] is not None:
+            torch.cuda.set_rng_state_all(state[1])
+
+    def _grads_prefix(self, old, new, buffers, x, y, loss_fn, want_ref):
+        n = len(self._chain)
+        copy = lambda: {k: v.clone() for k, v in buffers.items()}  # BN updates its running stats in place
+        self._replay_rng()
+        entering: dict[int, tuple[torch.Tensor, tuple]] = {}
+        h, bufs = x, copy()
+        with torch.no_grad():  # the moved layers, once: the activation (and RNG state) entering each monitored layer
+            for s in range(max(self._starts) + 1):
+                if s in self._starts:
+                    entering[s] = (h, self._rng_now())
+                h = self._run_chain(s, s + 1, h, new, bufs)
+        g_prime = []
+        with torch.enable_grad():
+            for w, s in zip(self.weight_names, self._starts):
+                h, rng = entering[s]
+                self._rng_set(rng)
+                p = dict(old)
+                p[w] = old[w].clone().requires_grad_(True)
+                loss = loss_fn(self._run_chain(s, n, h, p, copy()).float(), y)
+                g_prime.append(torch.autograd.grad(loss, p[w])[0].detach())
+            g = None
+            if want_ref:  # G for every monitored layer from one unmoved pass
+                self._replay_rng()
+                p = dict(old)
+                for w in self.weight_names:
+                    p[w] = old[w].clone().requires_grad_(True)
+                loss = loss_fn(self._run_chain(0, n, x, p, copy()).float(), y)
+                g = [t.detach() for t in torch.autograd.grad(loss, [p[w] for w in self.weight_names])]
+        return g_prime, g
+
+    # -- method="vmap" --------------------------------------------------------------------------------------------
     def _grad_vmap(self, old, sets, buffers, x, y, loss_fn, want_ref):
         all_sets = ([old] if want_ref else []) + sets
         n = len(all_sets)
