@@ -138,13 +138,16 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
           loss: str | None = None, eval_every: int | None = None, eval_stats: str = "running",
           callbacks: dict[str, Callback] | None = None, seed: int = 0, augment: bool = False,
           divergence_factor: float = 1e3, check_every: int = 10, amp: bool = False,
-          channels_last: bool = False, progress: bool | None = None, desc: str = "") -> Run:
+          channels_last: bool | None = None, progress: bool | None = None, desc: str = "") -> Run:
     """Train `model` with SGD on `data` for `steps` steps and return the Run.
 
     lr_drop=(fraction, factor) multiplies the lr by `factor` after `fraction` of the steps (Bjorck et al. drop
     it once, halfway). loss defaults to cross-entropy for classification and 'sum_squared' for regression.
     `callbacks` maps a name to a Callback; its result() is stored under that name in run.metrics.
     progress=None shows a tqdm.auto bar in live sessions only (never in the static book).
+    On a GPU: amp=True trains in float16 autocast with a GradScaler (callbacks see unscaled gradients);
+    channels_last=None (the default) stores conv nets' weights and images channels-last there, the fast layout
+    for tensor cores (on a CPU it stays off: a layout change, same numbers to float tolerance, no speed-up).
     The model is trained in place on the device its parameters are on; the data must be on that device too.
     """
     validate.integer("steps", steps)
@@ -179,6 +182,8 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     loss_fn = LOSSES[loss]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     use_amp = amp and device.type == "cuda"
+    if channels_last is None:
+        channels_last = device.type == "cuda" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
     scaler = torch.amp.GradScaler("cuda") if use_amp else None
     autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
     if channels_last:

@@ -121,3 +121,23 @@ def test_bad_training_arguments(kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         train(MLP(20, width=8, depth=1), _blobs(), **args)
+
+
+def test_channels_last_is_a_layout_change_only():
+    """channels_last=True stores the conv weights channels-last and gives the default layout's losses (float
+    tolerance); the default (None) leaves the layout alone on a CPU."""
+    from bnutils.models import VGG
+    g = torch.Generator().manual_seed(0)
+    data = D.Dataset("img", D.Split(torch.randn(64, 3, 32, 32, generator=g), torch.arange(64) % 10),
+                     D.Split(torch.randn(16, 3, 32, 32, generator=g), torch.arange(16) % 10))
+    runs, models = {}, {}
+    for cl in (None, True):
+        seed_everything(0)
+        models[cl] = VGG("vgg11", width=1 / 16, norm="batchnorm")
+        runs[cl] = train(models[cl], data, steps=3, lr=0.01, batch_size=16, channels_last=cl, progress=False)
+    conv = lambda m: m.blocks[1].layer.weight
+    assert conv(models[True]).is_contiguous(memory_format=torch.channels_last)
+    assert not conv(models[None]).is_contiguous(memory_format=torch.channels_last)
+    assert runs[True].loss == pytest.approx(runs[None].loss, rel=1e-5)
+    for a, b in zip(models[None].parameters(), models[True].parameters()):  # the weights moved, identically
+        assert float((a - b).abs().max()) <= 1e-4 * float(a.abs().max())
