@@ -1,7 +1,7 @@
 """Verdicts: each chapter's claims, what was measured, and whether the claim reproduced, computed from numbers.
 
 `show_verdicts` displays them as a table in the chapter and embeds them as machine-readable data in the
-cell's output, from which `tools/summary.py` builds the landing page's verdict table: never typed by hand.
+cell's output, from which `book/_ext/verdicts.py` builds the landing page's verdict table: never typed by hand.
 """
 from __future__ import annotations
 
@@ -31,14 +31,24 @@ def outcome(holds: bool, partly: bool = False) -> str:
     return "yes" if holds else ("partly" if partly else "no")
 
 
+def cell(text: object) -> str:
+    """Text made safe for one cell of a markdown table: a '|' in it (e.g. |x|) would split the cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def verdict_table(profile: str, verdicts: list[Verdict]) -> str:
+    """The chapter's verdict table in markdown."""
+    if not verdicts:
+        raise ValueError("verdicts must hold at least one Verdict")
+    icon = {"yes": "✅ yes", "partly": "🟡 partly", "no": "❌ no"}
+    rows = "\n".join(f"| {cell(v.claim)} | {cell(v.paper)} | {icon[v.reproduced]} | {cell(v.evidence)} |"
+                     for v in verdicts)
+    return f"**Verdicts at profile `{profile}`**\n\n| claim | paper | reproduced | evidence |\n|---|---|---|---|\n{rows}"
+
+
 def show_verdicts(chapter: str, profile: str, verdicts: list[Verdict]) -> None:
     """Display the verdict table and embed it (with chapter and profile) for the landing page."""
     from IPython.display import Markdown, display
 
-    if not verdicts:
-        raise ValueError("verdicts must hold at least one Verdict")
-    icon = {"yes": "✅ yes", "partly": "🟡 partly", "no": "❌ no"}
-    rows = "\n".join(f"| {v.claim} | {v.paper} | {icon[v.reproduced]} | {v.evidence} |" for v in verdicts)
-    display(Markdown(f"**Verdicts at profile `{profile}`**\n\n| claim | paper | reproduced | evidence |\n"
-                     f"|---|---|---|---|\n{rows}"))
+    display(Markdown(verdict_table(profile, verdicts)))
     display({MIME: {"chapter": chapter, "profile": profile, "verdicts": [asdict(v) for v in verdicts]}}, raw=True)

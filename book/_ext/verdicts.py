@@ -31,7 +31,8 @@ def table(records: list[dict]) -> str:
     for r in records:
         link = f"[{r['chapter']}](../notebooks/{r['notebook']}.ipynb)"
         for v in r["verdicts"]:
-            rows.append(f"| {link} | {v['claim']} | {v['paper']} | {ICON[v['reproduced']]} | `{r['profile']}` | {v['evidence']} |")
+            claim, paper, evidence = (v[k].replace("|", "\\|") for k in ("claim", "paper", "evidence"))  # |x| splits cells
+            rows.append(f"| {link} | {claim} | {paper} | {ICON[v['reproduced']]} | `{r['profile']}` | {evidence} |")
     return "\n".join(rows) + "\n"
 
 

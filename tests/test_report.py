@@ -1,0 +1,23 @@
+"""The verdict table: a claim's text can never break the table (a '|' in |x| once split a cell of chapter 4)."""
+import re
+
+import pytest
+
+from bnutils.report import Verdict, verdict_table
+
+
+def test_pipes_in_text_do_not_split_cells():
+    vs = [Verdict("norms are |x|-like", "Paper 2018", "partly", "|excess kurtosis| above BN's: 0/3"),
+          Verdict("plain", "Paper", "yes", "1 < 2")]
+    rows = [r for r in verdict_table("ci", vs).splitlines() if r.startswith("| ") and "---" not in r][1:]
+    assert len(rows) == 2
+    for row in rows:
+        assert len(re.split(r"(?<!\\)\|", row)) == 6  # 4 cells between the outer pipes
+    assert "\\|excess kurtosis\\|" in rows[0]
+
+
+def test_needs_verdicts_and_valid_outcomes():
+    with pytest.raises(ValueError, match="verdicts"):
+        verdict_table("ci", [])
+    with pytest.raises(ValueError, match="reproduced"):
+        Verdict("c", "p", "maybe", "e")
