@@ -42,10 +42,13 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds of each function, the calls interleaved so background load hits all of them alike."""
     times: dict[str, list[float]] = {k: [] for k in fns}
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)  # GPU work is asynchronous
     for _ in range(repeats):
         for k, fn in fns.items():
+            sync()
             t0 = time.perf_counter()
             fn()
+            sync()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -201,6 +204,9 @@ def main() -> None:
     sections = {}
     if args.gpu:
         sections["GPU: VGG-16 training step, AMP + channels_last"] = bench_gpu()
+        # which metric implementation wins on this GPU, at the gpu profile's full width
+        sections["GPU 2. Landscape probes: vmap vs loop"] = bench_probes(args.repeats, "cuda", 1.0)
+        sections["GPU 3. ICS for all layers: prefix and vmap vs loop"] = bench_ics(args.repeats, "cuda", 1.0)
     else:
         sections["1. Training loop overhead (VGG-16 width 1/8 + BN, batch 128)"] = bench_train_loop(40, args.repeats)
         sections["4. Data: one epoch of CIFAR-10 training images"] = bench_data(max(3, args.repeats // 2))
@@ -216,45 +222,50 @@ def main() -> None:
     print(text)
 
 
-def bench_probes(repeats: int) -> dict[str, float]:
+def bench_probes(repeats: int, device: str = "cpu", width: float = 0.125) -> dict[str, float]:
     """Landscape probes (chapter 4): the K probes batched with vmap vs a loop, for the VGG and the deep linear net,
-    each in units of one training step (forward + backward) of the same model on the same batch."""
+    each in units of one training step (forward + backward) of the same model on the same batch. As in the chapter
+    (`LandscapeProbe`), the probes are given the step's own gradient: their cost is what they add to training."""
     from bnutils.metrics import probe_landscape
     from bnutils.models import DeepLinear
 
-    data = small_cifar(512)
+    data = small_cifar(512, device)
     x, y = data.train.x[:128], data.train.y[:128]
-    dln_data = D.linear_teacher(n=1000, dim=10)
+    dln_data = D.linear_teacher(n=1000, dim=10, device=device)
     rows: dict[str, float] = {}
     for name, model, bx, by, loss in (
-            ("VGG-16 w1/8 + BN, batch 128", VGG(width=0.125, norm="batchnorm"), x, y, F.cross_entropy),
-            ("DLN 25x10 + BN, 1000 points", DeepLinear(norm="batchnorm"), dln_data.train.x, dln_data.train.y,
-             lambda o, t: (o - t).pow(2).sum())):
+            (f"VGG-16 w{width:g} + BN, batch 128", VGG(width=width, norm="batchnorm").to(device), x, y, F.cross_entropy),
+            ("DLN 25x10 + BN, 1000 points", DeepLinear(norm="batchnorm").to(device), dln_data.train.x,
+             dln_data.train.y, lambda o, t: (o - t).pow(2).sum())):
         def step():
             model.zero_grad()
             loss(model(bx), by).backward()
+        step()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()}
         for k in (7, 16):
             etas = list(np.linspace(0.05, 0.4, k))
             t = interleaved({"step": step,
-                             "vmap": lambda: probe_landscape(model, bx, by, loss, etas, method="vmap"),
-                             "loop": lambda: probe_landscape(model, bx, by, loss, etas, method="loop")}, repeats)
+                             "vmap": lambda: probe_landscape(model, bx, by, loss, etas, grads=grads, method="vmap"),
+                             "loop": lambda: probe_landscape(model, bx, by, loss, etas, grads=grads, method="loop")},
+                            repeats)
             rows[f"{name}, K={k}: loop / vmap (speed-up of batching)"] = t["loop"] / t["vmap"]
             rows[f"{name}, K={k}: vmap cost in training steps"] = t["vmap"] / t["step"]
             rows[f"{name}, K={k}: loop cost in training steps"] = t["loop"] / t["step"]
     return rows
 
 
-def bench_ics(repeats: int) -> dict[str, float]:
+def bench_ics(repeats: int, device: str = "cpu", width: float = 0.125) -> dict[str, float]:
     """ICS for all layers (chapter 2): the shared prefix and vmap over the per-layer parameter sets, each against the
     per-layer loop, as the extra cost per measured step in units of one plain training step, for the VGG (13 conv +
     1 linear) and the DLN (25 layers)."""
     from bnutils.metrics import ICS
     from bnutils.models import DeepLinear
 
-    cifar, dln = small_cifar(1024), D.linear_teacher(n=1000, dim=10)
+    cifar, dln = small_cifar(1024, device), D.linear_teacher(n=1000, dim=10, device=device)
     rows: dict[str, float] = {}
-    for name, make, data, batch, lr in (("VGG-16 w1/8 + BN", lambda: VGG(width=0.125, norm="batchnorm"), cifar, 128, 0.05),
-                                        ("DLN 25x10 + BN", lambda: DeepLinear(norm="batchnorm"), dln, None, 1e-6)):
+    for name, make, data, batch, lr in (
+            (f"VGG-16 w{width:g} + BN", lambda: VGG(width=width, norm="batchnorm").to(device), cifar, 128, 0.05),
+            ("DLN 25x10 + BN", lambda: DeepLinear(norm="batchnorm").to(device), dln, None, 1e-6)):
         def run(method: str | None):
             seed_everything(0)
             model = make()
