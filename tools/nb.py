@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import re
 import subprocess
 import sys
@@ -137,15 +138,19 @@ def static_env(profile: str | None) -> dict[str, str]:
 
 
 def execute(nb_path: Path, profile: str = "cpu") -> float:
-    """Run a chapter in place at `profile` and stamp its metadata: profile, seconds, fingerprint."""
+    """Run a chapter in place at `profile` and stamp its metadata: profile, wall seconds, CPU seconds (less
+    sensitive to other jobs on the machine), torch threads and the code fingerprint."""
     sync(nb_path)
     fingerprint = code_fingerprint(nbformat.read(nb_path, as_version=4))  # the code as it is when the run starts
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / nb_path.name
-        t0 = time.perf_counter()
+        t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        env = static_env(profile)
         subprocess.run([sys.executable, "-m", "papermill", str(nb_path), str(out), "-k", "python3",
-                        "--cwd", str(nb_path.parent), "--no-progress-bar"], check=True, env=static_env(profile))
+                        "--cwd", str(nb_path.parent), "--no-progress-bar"], check=True, env=env)
         seconds = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
         nb = nbformat.read(out, as_version=4)
     nb.metadata.pop("papermill", None)
     for c in nb.cells:
@@ -153,7 +158,9 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
         c.metadata.pop("execution", None)
     if code_fingerprint(nb) != fingerprint:
         raise SystemExit(f"{nb_path.name}: the notebook or bnutils changed while it ran; run it again")
-    nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "fingerprint": fingerprint}
+    threads = int(env.get("BNBOOK_THREADS") or min(2, os.cpu_count() or 1))
+    nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                             "threads": threads, "fingerprint": fingerprint}
     tmp_out = nb_path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, nb_path)

@@ -38,11 +38,13 @@ def table(records: list[dict]) -> str:
 
 def runtimes(notebooks: Path) -> str:
     """Each chapter's measured runtime at the profile its committed outputs come from (notebook metadata)."""
-    rows = ["| chapter | committed outputs from | measured runtime |", "|---|---|---|"]
+    rows = ["| chapter | committed outputs from | wall time | CPU time | torch threads |", "|---|---|---|---|---|"]
     for nb in sorted(notebooks.glob("*.ipynb")):
         meta = json.loads(nb.read_text())["metadata"].get("bnbook", {})
         if meta:
-            rows.append(f"| [{nb.stem}](../notebooks/{nb.stem}.ipynb) | `{meta['profile']}` | {meta['seconds'] / 60:.1f} min |")
+            cpu = f"{meta['cpu_seconds'] / 60:.1f} min" if "cpu_seconds" in meta else "not recorded"
+            rows.append(f"| [{nb.stem}](../notebooks/{nb.stem}.ipynb) | `{meta['profile']}` | "
+                        f"{meta['seconds'] / 60:.1f} min | {cpu} | {meta.get('threads', 'not recorded')} |")
     return "\n".join(rows) + "\n"
 
 
