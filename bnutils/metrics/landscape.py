@@ -32,7 +32,7 @@ def _uses_conv(model: nn.Module) -> bool:
 
 def resolve_method(model: nn.Module, method: str) -> str:
     """'auto' batches the K probes with vmap, except for conv nets on the CPU, where vmap turns each conv into a
-    grouped conv that we measured 3x slower than a plain loop (VGG-16 at width 1/8; the DLN is 2-3x faster batched)."""
+    grouped conv that runs slower than a plain loop (BENCHMARKS.md, section 2: VGG-16 at width 1/8 vs the DLN)."""
     validate.choice("method", method, METHODS)
     if method != "auto":
         return method
