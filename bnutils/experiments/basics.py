@@ -23,18 +23,18 @@ def scratch_vs_torch(x: torch.Tensor, steps: int = 3, momentum: float = 0.1) -> 
     running mean/var. Computed in float64 so the differences measure the formulas, not rounding."""
     validate.integer("steps", steps)
     c = x.shape[1]
-    ref = (nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d)(c, momentum=momentum).double()
-    ours = BatchNorm(c, momentum=momentum).double()
+    ref = (nn.BatchNorm2d if x.dim() == 4 else nn.BatchNorm1d)(c, momentum=momentum).double().to(x.device)
+    ours = BatchNorm(c, momentum=momentum).double().to(x.device)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in (ref, ours):
-            m.weight.copy_(torch.rand(c, generator=g.manual_seed(1), dtype=torch.float64) + 0.5)
+            m.weight.copy_(torch.rand(c, generator=g.manual_seed(1), dtype=torch.float64) + 0.5)  # copy_ moves it
             m.bias.copy_(torch.randn(c, generator=g.manual_seed(2), dtype=torch.float64))
     diffs = {"output": 0.0, "grad_input": 0.0, "grad_gamma": 0.0, "grad_beta": 0.0}
     for _ in range(steps):
         xr, xo = x.double().clone().requires_grad_(), x.double().clone().requires_grad_()
         out_r, out_o = ref(xr), ours(xo)
-        upstream = torch.randn(out_r.shape, generator=g, dtype=torch.float64)
+        upstream = torch.randn(out_r.shape, generator=g, dtype=torch.float64).to(x.device)
         out_r.backward(upstream)
         out_o.backward(upstream)
         for key, a, b in (("output", out_r.detach(), out_o.detach()), ("grad_input", xr.grad, xo.grad),
@@ -87,7 +87,7 @@ def batch_mean_spread(model: nn.Module, bn: nn.Module, split: Split, batch_size:
         g = torch.Generator().manual_seed(seed)
         means = []
         for _ in range(n_batches):
-            idx = torch.randint(0, len(split), (batch_size,), generator=g)
+            idx = torch.randint(0, len(split), (batch_size,), generator=g).to(split.x.device)
             model(split.x[idx])
             means.append(float(seen[-1].mean()))
     finally:
@@ -122,7 +122,8 @@ def ioffe_fig1(data: Dataset, *, norm: str, steps: int, lr: float, seed: int = 0
 
     def compute() -> dict[str, Any]:
         seed_everything(seed)
-        model = MLP(data.train.x[0].numel(), width=100, depth=3, activation="sigmoid", norm=norm, init="glorot")
+        model = MLP(data.train.x[0].numel(), width=100, depth=3, activation="sigmoid", norm=norm,
+                    init="glorot").to(data.train.x.device)
         rec = ActivationRecorder({"last": model.blocks[-1].act}, every=record_every, where="input",
                                  quantiles=(0.15, 0.5, 0.85), sample_size=batch_size)
         run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, eval_every=eval_every, seed=seed,

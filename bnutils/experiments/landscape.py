@@ -34,13 +34,13 @@ def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: i
                   eta_range: tuple[float, float] = (0.5, 4.0), n_probes: int = 8, seed: int = 0,
                   n_train: int | None = 2560, n_test: int | None = 1000, width: float = 0.125,
                   batch_size: int | None = 128, record_activations: bool = False, method: str = "auto",
-                  divergence_factor: float = 1e3, cache: bool = True) -> dict[str, Any]:
+                  divergence_factor: float = 1e3, device: str = "cpu", cache: bool = True) -> dict[str, Any]:
     """Train VGG-16 on CIFAR-10 or the 25-layer DLN with SGD, probing the landscape every `probe_every` steps.
 
     The DLN uses Santurkar et al.'s task (1000 Gaussian points, targets A x, full batch, summed squared loss);
     `n_train`, `n_test`, `width` and `batch_size` apply to VGG only. Returns the loss curve, the final test
     evaluation, the raw probes (`LandscapeProbe.result()`), the probes' cost in training steps, and, when asked,
-    activation statistics of two layers (Fig 6).
+    activation statistics of two layers (Fig 6). `device` is where the net and its data live ('cuda' at gpu).
     """
     validate.choice("model", model, MODELS)
     validate.choice("norm", norm, NORM_KINDS)
@@ -49,23 +49,24 @@ def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: i
     validate.integer("probe_every", probe_every)
     validate.integer("seed", seed, minimum=0)
     validate.choice("method", method, METHODS)
+    validate.choice("device", device, ("cpu", "cuda"))
     LandscapeProbe(probe_every, tuple(eta_range), n_probes)  # validates the probe arguments before any work
     config = dict(chapter="landscape", model=model, norm=norm, lr=lr, steps=steps, probe_every=probe_every,
                   eta_range=list(eta_range), n_probes=n_probes, seed=seed, n_train=n_train, n_test=n_test,
                   width=width, batch_size=batch_size, record_activations=record_activations, method=method,
-                  divergence_factor=divergence_factor)
+                  divergence_factor=divergence_factor, device=device)
     if model == "dln":
         config.update(n_train=1000, n_test=1000, width=None, batch_size=None)
 
     def compute() -> dict[str, Any]:
         if model == "vgg":
-            data = load_cifar10(n_train, n_test, seed=0)
+            data = load_cifar10(n_train, n_test, seed=0, device=device)
             seed_everything(seed)
-            net = VGG("vgg16", width=width, norm=norm)
+            net = VGG("vgg16", width=width, norm=norm).to(device)
         else:
-            data = linear_teacher(1000, 10, n_test=1000, seed=0)
+            data = linear_teacher(1000, 10, n_test=1000, seed=0, device=device)
             seed_everything(seed)
-            net = DeepLinear(depth=25, dim=10, norm=norm)
+            net = DeepLinear(depth=25, dim=10, norm=norm).to(device)
         probe = LandscapeProbe(probe_every, tuple(eta_range), n_probes, method)
         callbacks = {"probe": probe}
         if record_activations:  # first, so its hooks are disarmed before the probes' forward passes
