@@ -5,6 +5,9 @@ BENCHMARKS.md with the machine, the date, medians and ratios.
     python bench/run.py --book     # ... and every chapter's wall time at ci
     python bench/run.py --gpu      # on a CUDA machine: images/s and the fraction of measured matmul throughput
 
+Every run also writes section 6, each chapter's `gpu` runtime on a T4 estimated from FLOP counts (bench/estimate.py,
+a few seconds on the meta device); on a T4, --gpu feeds it the measured AMP throughput.
+
 Tests prove that fast and slow paths agree; this script only measures speed.
 """
 from __future__ import annotations
@@ -214,10 +217,14 @@ def main() -> None:
             sections[title] = fn(args.repeats)
         if args.book:
             sections["5. The book: chapter wall times"] = bench_book()
+    from estimate import markdown as estimate  # bench/estimate.py (this script's directory is on sys.path)
+    gpu = sections.get("GPU: VGG-16 training step, AMP + channels_last", {})
+    sections["6. Estimated `gpu` runtime on a T4, from FLOP counts"] = estimate(
+        gpu["achieved TFLOP/s"] if "T4" in gpu.get("device", "") else None)
     head = (f"# Benchmarks\n\nMeasured {dt.date.today()} on {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads. "
             "Times are medians in seconds of interleaved repeats; produced by `python bench/run.py`.\n")
-    text = head + "\n".join(f"\n## {t}\n\n{table(r)}\n" for t, r in sections.items())
+    text = head + "\n".join(f"\n## {t}\n\n{r if isinstance(r, str) else table(r)}\n" for t, r in sections.items())
     Path(args.out).write_text(text)
     print(text)
 
