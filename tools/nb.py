@@ -58,7 +58,7 @@ def header_cells(nb: Path) -> list:
     url, _ = repository()
     link = nbformat.v4.new_markdown_cell(
         f"[Open this chapter in Colab]({colab_url(nb)}) (choose *Runtime → Change runtime type → T4 GPU*; "
-        "the `parameters` cell's `profile=\"auto\"` then runs the papers' settings).")
+        "the `parameters` cell's `profile=\"auto\"` then runs the papers' networks on all of CIFAR-10).")
     link.metadata["tags"] = [HEADER_TAG]
     setup = nbformat.v4.new_code_cell(
         "# Set-up. On Colab: install this book's small `bnutils` package, pinned to a release, without touching\n"

@@ -2,11 +2,14 @@
 
 Each chapter's verdict cell (bnutils.report.show_verdicts) embeds its verdicts as JSON in the notebook. Before the
 pages are read, this collects them from notebooks/*.ipynb into book/_generated/verdicts.md, which the landing page
-includes: the table is never typed by hand and cannot drift from the chapters.
+includes: the table is never typed by hand and cannot drift from the chapters. The runtime table joins each
+committed run's measured time (notebook metadata) with the `gpu` estimate of bench/estimate.py (FLOP counts).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 MIME = "application/vnd.bnbook.verdicts+json"
@@ -38,14 +41,26 @@ def table(records: list[dict]) -> str:
 
 def runtimes(notebooks: Path) -> str:
     """Each chapter's measured runtime at the profile its committed outputs come from (notebook metadata)."""
-    rows = ["| chapter | committed outputs from | wall time | CPU time | torch threads |", "|---|---|---|---|---|"]
+    est = _estimate_module(notebooks.parent)
+    rows = ["| chapter | committed outputs from | wall time | CPU time | torch threads | `gpu` on a T4, estimated |",
+            "|---|---|---|---|---|---|"]
     for nb in sorted(notebooks.glob("*.ipynb")):
         meta = json.loads(nb.read_text())["metadata"].get("bnbook", {})
         if meta:
             cpu = f"{meta['cpu_seconds'] / 60:.1f} min" if "cpu_seconds" in meta else "not recorded"
+            gpu = est.fmt_time(est.estimate_chapter(nb.stem).seconds) if nb.stem in est.WORKLOADS else "not estimated"
             rows.append(f"| [{nb.stem}](../notebooks/{nb.stem}.ipynb) | `{meta['profile']}` | "
-                        f"{meta['seconds'] / 60:.1f} min | {cpu} | {meta.get('threads', 'not recorded')} |")
-    return "\n".join(rows) + "\n"
+                        f"{meta['seconds'] / 60:.1f} min | {cpu} | {meta.get('threads', 'not recorded')} | {gpu} |")
+    return "\n".join(rows) + f"\n\n*Basis of the `gpu` estimates.* {est.BASIS}\n"
+
+
+def _estimate_module(root: Path):
+    """bench/estimate.py (not a package): FLOP-count estimates of each chapter's gpu runtime."""
+    spec = importlib.util.spec_from_file_location("bnbook_estimate", root / "bench" / "estimate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _write_if_changed(path: Path, text: str) -> None:
