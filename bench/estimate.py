@@ -62,7 +62,7 @@ T4_FP32_PEAK = 8.1e12  # FLOP/s, fp32 (T4 has no TF32: float32 convs run on the 
 # (the backward pass, BN/ReLU/optimizer are memory-bound) and the T4's 70 W cap lowers its clock under sustained
 # load, while CIFAR's 32x32 images and 16-512 channels make smaller matrices than ResNet-50's. Hence 10-25 % of the
 # fp16 peak for AMP training (the 20-30 % often quoted for VGG-16 is the optimistic end), 30-50 % of the fp32 peak
-# for float32 work: ICS, landscape probes and evaluation run without autocast, and so do chapters 2 and 4's
+# for float32 work: ICS, landscape probes and evaluation run without autocast, and so do chapter 4's
 # training runs, which do not pass amp= to train().
 AMP_UTILISATION = (0.10, 0.25)
 FP32_UTILISATION = (0.30, 0.50)
@@ -82,7 +82,7 @@ DETAIL_SHARE = 0.01  # the per-item table lists items above this share of their 
 BASIS = (
     f"T4 peaks {T4_FP16_PEAK / 1e12:g} TFLOP/s fp16 (tensor cores), {T4_FP32_PEAK / 1e12:g} TFLOP/s fp32. "
     f"AMP training at {AMP_UTILISATION[0]:.0%}–{AMP_UTILISATION[1]:.0%} of the fp16 peak, float32 work (metrics, "
-    f"evaluation, chapters 2 and 4's training) at {FP32_UTILISATION[0]:.0%}–{FP32_UTILISATION[1]:.0%} of the fp32 "
+    f"evaluation, chapter 4's training) at {FP32_UTILISATION[0]:.0%}–{FP32_UTILISATION[1]:.0%} of the fp32 "
     "peak: NVIDIA's published T4 ResNet-50 numbers reach 15 % (AMP) and 43 % (fp32) in inference; training and "
     "CIFAR-sized layers do worse. "
     f"Per-op overhead {OP_SECONDS['cuda'][0] * 1e6:g}–{OP_SECONDS['cuda'][1] * 1e6:g} µs "
@@ -311,7 +311,10 @@ def chapter_02() -> list[Work]:
     cost_dln_steps = gpu_pick(ch, 'X.ics_cost("dln", norm="batchnorm", layers=None, steps=')
     require(ch, "LR_BOTH, LR_BN_ONLY = fig1_lrs or (0.1, 0.5)", "VGG_LRS = list(vgg_ics_lrs or (0.1, 0.01))",
             "DLN_LRS = list(dln_lrs or (1e-6, 1e-7))", "eval_every=max(1, VGG_STEPS // 5)",
-            "for lr in (LR_BOTH, LR_BN_ONLY) for norm in X.NORMS", 'METHOD = "auto"')
+            "for lr in (LR_BOTH, LR_BN_ONLY) for norm in X.NORMS", 'METHOD = "auto"',
+            "method=METHOD, device=P.device, amp=P.amp)", "n_train=P.n_train, n_test=P.n_test, device=P.device, amp=P.amp)")
+    scan_steps = gpu_pick(ch, "SCAN_STEPS =")
+    scan_runs = len(ics.NORMS) * len({*gpu_pick(ch, "grid ="), 0.1, 0.5})
     # distinct cached runs: Fig 1 at (0.1, 0.5) with seed 0, Fig 3 at (0.1, 0.01) x seeds; (0.1, seed 0) is shared
     vgg_runs = len({(n, lr, s) for n in ics.NORMS for lr in (0.1, 0.5) for s in [0]}
                    | {(n, lr, s) for n in ics.NORMS for lr in (0.1, 0.01) for s in range(n_seeds)})
@@ -320,9 +323,10 @@ def chapter_02() -> list[Work]:
     dln_meas = dln_runs * math.ceil(dln_steps / dln_every)
     n14 = 14  # conv_layers of VGG-16: 13 convs + the classifier
     return [
-        # vgg_run passes no amp= to train(): float32 training
-        _train(f"VGG-16: {vgg_runs} runs x {vgg_steps} steps, float32", "vgg16/batchnorm", 128,
-               vgg_runs * vgg_steps, amp=False),
+        _train(f"VGG-16: {vgg_runs} runs x {vgg_steps} steps, AMP", "vgg16/batchnorm", 128, vgg_runs * vgg_steps,
+               amp=GPU.amp),
+        _train(f"learning-rate probe: {scan_runs} runs x {scan_steps} steps, AMP", "vgg16/batchnorm", 128,
+               scan_runs * scan_steps, amp=GPU.amp),
         Work(f"ICS 'prefix', {k_vgg} layers: {vgg_meas} measurements x <= {k_vgg + 1} passes", "vgg16/batchnorm",
              128, vgg_meas * (k_vgg + 1)),
         _evals("VGG test evaluations (5 per run)", "vgg16/batchnorm", vgg_runs * 5),

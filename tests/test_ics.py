@@ -279,3 +279,41 @@ def test_equal_loss_comparison_and_trains():
     assert len(cmp["levels"]) == 3 and cmp["none"] == [1.0] * 3 and cmp["batchnorm"] == [3.0] * 3
     assert X.trains({"loss": [0.5] * 50, "diverged": False}) and not X.trains({"loss": [2.3] * 50, "diverged": False})
     assert not X.trains({"loss": [0.1], "diverged": True})
+
+
+def test_span_for_generated_prose():
+    assert X.span([5.46, 3.4]) == "3.4-5.5"
+    assert X.span([0.82]) == "0.82" and X.span([1.0, 1.04]) == "1.0"  # both ends print the same: one number
+    assert X.span([229.6, 541.5]) == "230-542" and X.span([0.024, 0.0243]) == "0.024"
+    assert X.span([0.63, 0.82], ".2f") == "0.63-0.82" and X.span([7.7, 46.6], ".0f") == "8-47"
+    assert X.span([-0.78, 0.3]) == "-0.78 to 0.30"
+    assert X.span([float("nan"), 2.0, float("inf")]) == "2.0" and X.span([]) == "n/a" and X.span([math.nan]) == "n/a"
+    assert X.span([0.0, 0.5]) == "0-0.50"
+
+
+def test_scan_table():
+    scan = {"lrs": [0.1, 0.5],
+            "none": {"trains": [True, False], "final_loss": [1.5, 2.3], "test_acc": [0.41, float("nan")],
+                     "diverged": [False, True]},
+            "batchnorm": {"trains": [True, True], "final_loss": [1.2, 1.4], "test_acc": [0.5, 0.45],
+                          "diverged": [False, False]}}
+    lines = X.scan_table(scan).splitlines()
+    assert lines[:2] == ["| lr | 0.1 | 0.5 |", "|---|---|---|"]
+    assert lines[2] == "| standard: final loss (test acc.) | 1.50 (41 %) | diverged |"
+    assert lines[3] == "| BN: final loss (test acc.) | 1.20 (50 %) | 1.40 (45 %) |"
+    assert lines[4] == "| trains? (standard / BN) | yes / yes | no / yes |"
+
+
+def test_ratio_groups():
+    rows = [dict(layer=5, lr=0.1, r=5.46), dict(layer=10, lr=0.1, r=3.4), dict(layer=5, lr=0.01, r=5.15),
+            dict(layer=10, lr=0.01, r=0.82)]
+    assert X.ratio_groups(rows, "r") == ("larger at #5 (lr 0.1), #10 (lr 0.1) and #5 (lr 0.01): 3.4-5.5x; "
+                                         "similar (0.8-1.25x) at #10 (lr 0.01): 0.82x")
+    assert X.ratio_groups(rows[:3], "r") == "larger in all 3 rows: 3.4-5.5x"
+    assert X.ratio_groups([dict(layer=9, lr=1e-7, r=541.5), dict(layer=17, lr=1e-7, r=229.6)], "r") == \
+        "larger in both rows: 230-542x"
+    assert X.ratio_groups([dict(layer=9, lr=1e-6, r=0.5), dict(layer=17, lr=1e-6, r=math.nan)], "r") == \
+        "smaller at #9 (lr 1e-06): 0.50x"
+    assert X.ratio_groups([dict(layer=9, lr=1e-6, r=math.nan)], "r") == "n/a"
+    with pytest.raises(ValueError, match="band"):
+        X.ratio_groups(rows, "r", band=(1.2, 2.0))

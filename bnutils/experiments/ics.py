@@ -7,6 +7,7 @@
 - `ics_cost`: the measurement's cost per measured step (in training steps) for each implementation, and
   their agreement.
 - `summarize`, `at_equal_loss`, `drift`: the numbers the verdicts are computed from.
+- `span`, `ratio_groups`, `scan_table`: numbers for the chapter's generated prose and tables.
 
 Every run goes through `bnutils.cache.cached` (JSON), so re-executing the chapter is fast and resumable.
 """
@@ -65,12 +66,13 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
             n_test: int | None = 2000, batch_size: int = 128, momentum: float = 0.0,
             ics_layers: Sequence[int] | None = (3, 5, 10, 11), ics_every: int | None = 25,
             act_layers: Sequence[int] | None = (3, 11), act_every: int = 10, eval_every: int | None = None,
-            method: str = "auto", device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+            method: str = "auto", device: str = "cpu", amp: bool = False, cache: bool = True) -> dict[str, Any]:
     """Train VGG-16 (`norm` 'none' or 'batchnorm') on a CIFAR-10 subset with plain SGD and return the run as a dict.
 
     Records the training loss/accuracy per step, test accuracy every `eval_every` steps (default: 10 evaluations),
     ICS (Definition 2.1) on conv layers `ics_layers` every `ics_every` steps (None: no ICS), and the
     pre-activations (the input of the ReLU: after BN when there is one) of conv layers `act_layers`.
+    amp trains in mixed precision on a GPU (the gpu profile); ICS is measured in float32 all the same.
     """
     _check_common(norm, lr, steps, seed)
     validate.positive("width", width)
@@ -88,7 +90,7 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
     config = dict(kind="vgg16", norm=norm, lr=lr, steps=steps, seed=seed, width=width, n_train=n_train,
                   n_test=n_test, batch_size=batch_size, momentum=momentum, ics_layers=ics_layers,
                   ics_every=ics_every, act_layers=act_layers, act_every=act_every, eval_every=eval_every,
-                  method=method, device=device)
+                  method=method, device=device, amp=bool(amp))
 
     def compute() -> dict[str, Any]:
         data = load_cifar10(n_train, n_test, seed=0, device=device)
@@ -102,7 +104,7 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
             callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].act for i in act_layers},
                                                    every=act_every, where="input", sample_size=256)
         run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=momentum,
-                    eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False,
+                    eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False, amp=amp,
                     desc=f"VGG {norm} lr={lr}")
         return _run_dict(run)
 
@@ -151,7 +153,7 @@ def trains(run: dict[str, Any], *, chance_loss: float = math.log(10), margin: fl
 
 
 def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0.125, n_train: int | None = 10000,
-            n_test: int | None = 2000, device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+            n_test: int | None = 2000, device: str = "cpu", amp: bool = False, cache: bool = True) -> dict[str, Any]:
     """Short VGG runs at each lr, without and with BN: which lrs train (see `trains`).
 
     Returns lrs, per norm the list of `trains` flags, final smoothed losses and test accuracies, and
@@ -167,7 +169,7 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
     for norm in NORMS:
         runs = [vgg_run(norm, lr, steps=steps, seed=seed, width=width, n_train=n_train, n_test=n_test,
                         ics_every=None, ics_layers=None, act_layers=None, eval_every=steps, device=device,
-                        cache=cache) for lr in lrs]
+                        amp=amp, cache=cache) for lr in lrs]
         out[norm] = {"trains": [trains(r) for r in runs],
                      "final_loss": [float(smooth(r["loss"], 20)[-1]) if r["loss"] else math.nan for r in runs],
                      "test_acc": [float("nan") if r["diverged"] or not r["evals"] else r["evals"][-1]["test_acc"]
@@ -307,6 +309,68 @@ def drift(run: dict[str, Any], layer: str) -> float:
     d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
     return float(np.mean(d))
 
+
+
+def span(values: Sequence[float], fmt: str | None = None) -> str:
+    """A range of numbers for generated prose: 'lo-hi' ('3.4-5.5'), or one number when both ends print the same.
+
+    Each end is formatted with `fmt` (a format spec such as '.2f'); None gives two significant digits without an
+    exponent (0, 0.024, 0.82, 5.5, 230). Non-finite values are ignored; 'n/a' when none is left. A negative lower
+    end is joined with ' to ' ('-0.78 to 0.30') so that the minus sign is not read as the range.
+    """
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "n/a"
+
+    def num(x: float) -> str:
+        if fmt is not None:
+            return format(x, fmt)
+        digits = 1 - math.floor(math.log10(abs(x))) if x != 0 else 0
+        return f"{x:.{max(0, digits)}f}"
+
+    lo, hi = num(float(v.min())), num(float(v.max()))
+    return lo if lo == hi else f"{lo} to {hi}" if v.min() < 0 else f"{lo}-{hi}"
+
+
+def ratio_groups(rows: Sequence[dict[str, Any]], key: str = "l2_ratio", *,
+                 band: tuple[float, float] = (0.8, 1.25)) -> str:
+    """Generated prose for BN / standard ratios over rows of the chapter's table (dicts with 'layer', 'lr' and `key`).
+
+    The rows are grouped into 'larger' (ratio above `band`), 'similar' (within it) and 'smaller' (below it); each
+    group is given with where it holds and its range, e.g. 'larger at #5 (lr 0.1) and #10 (lr 0.1): 3.4-5.5x;
+    similar (0.8-1.25x) at #10 (lr 0.01): 0.82x', or 'in all 4 rows' / 'in both rows' when one group holds them all.
+    Rows whose ratio is not finite are left out; 'n/a' when none is left.
+    """
+    lo, hi = band
+    if not 0 < lo <= 1 <= hi:
+        raise ValueError(f"band={band!r} must be (lo, hi) with 0 < lo <= 1 <= hi")
+    rows = [r for r in rows if math.isfinite(r[key])]
+    groups = {"larger": [r for r in rows if r[key] > hi],
+              f"similar ({lo:g}-{hi:g}x)": [r for r in rows if lo <= r[key] <= hi],
+              "smaller": [r for r in rows if r[key] < lo]}
+    out = []
+    for name, g in groups.items():
+        if not g:
+            continue
+        names = [f"#{r['layer']} (lr {r['lr']:g})" for r in g]
+        where = ("in both rows" if len(rows) == 2 else f"in all {len(rows)} rows") if len(g) == len(rows) > 1 else \
+            "at " + (" and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0])
+        out.append(f"{name} {where}: {span([r[key] for r in g])}x")
+    return "; ".join(out) or "n/a"
+
+def scan_table(scan: dict[str, Any]) -> str:
+    """A Markdown table of an `lr_scan` result: per lr and network, the final smoothed training loss with the
+    test accuracy in brackets ('diverged' for a diverged run), and whether each network trains."""
+    lrs = scan["lrs"]
+    cell = lambda d, i: "diverged" if d["diverged"][i] else f"{d['final_loss'][i]:.2f} ({100 * d['test_acc'][i]:.0f} %)"
+    rows = [f"| {name}: final loss (test acc.) | " + " | ".join(cell(scan[norm], i) for i in range(len(lrs))) + " |"
+            for norm, name in zip(NORMS, ("standard", "BN"))]
+    yes = lambda t: "yes" if t else "no"
+    rows.append("| trains? (standard / BN) | " + " | ".join(
+        f"{yes(a)} / {yes(b)}" for a, b in zip(scan["none"]["trains"], scan["batchnorm"]["trains"])) + " |")
+    return ("| lr | " + " | ".join(f"{lr:g}" for lr in lrs) + " |\n|---|" + "---|" * len(lrs) + "\n"
+            + "\n".join(rows))
 
 # -- the chapter's figures ------------------------------------------------------------------------------------------
 
