@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -160,3 +161,19 @@ def test_learning_rate_explorer_moves_and_a_broken_one_is_caught(server, browser
         assert not slider_changes_figure(p.page, n_before)
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_markdown_outputs_render_tables(chapter):
+    """The verdict table (a text/markdown output) must be an HTML table, not pipes in a paragraph.
+
+    myst-nb renders Markdown outputs as plain CommonMark, which has no tables, unless `nb_render_markdown_format`
+    says otherwise; a raw table leaves its separator row (`|---|`, typeset as `|—|`) in the page text.
+    """
+    _need(HTML.is_dir(), "no built book")
+    html = (HTML / "notebooks" / f"{chapter}.html").read_text()
+    tables = re.findall(r"<table.*?</table>", html, re.S)
+    assert any("reproduced" in t and "evidence" in t for t in tables), f"{chapter}: no rendered verdict table"
+    outside = re.sub(r"<table.*?</table>|<pre.*?</pre>", "", html, flags=re.S)  # tables, and code that builds them
+    raw = re.findall(r"\|\s*(?:—|–|:?-{3,}:?)\s*\|", outside)
+    assert raw == [], f"{chapter}: {len(raw)} Markdown table rows rendered as text"
