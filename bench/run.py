@@ -218,6 +218,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     args = ap.parse_args()
+    if args.ci and not args.book:
+        ap.error("--ci times the book's CI run: use it together with --book")
     torch.set_num_threads(int(os.environ.get("BNBOOK_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
     sections = {}
     if args.gpu:
