@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bnutils import data as D  # noqa: E402
 from bnutils.models import VGG  # noqa: E402
+from bnutils.modes import Hooks  # noqa: E402
 from bnutils.train import seed_everything, train  # noqa: E402
 
 
@@ -161,17 +162,15 @@ def vgg_macs(model: torch.nn.Module) -> int:
     """Multiply-accumulates of one forward pass for one 32x32 image, counted with hooks."""
     macs = 0
 
-    def hook(m, i, o):
+    def hook(_k, m, i, o):
         nonlocal macs
         if isinstance(m, torch.nn.Conv2d):
             macs += o.numel() // o.shape[0] * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
         elif isinstance(m, torch.nn.Linear):
             macs += m.in_features * m.out_features
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with Hooks(layers, hook), torch.no_grad():
         model(torch.zeros(1, 3, 32, 32, device=next(model.parameters()).device))
-    for h in hs:
-        h.remove()
     return macs
 
 

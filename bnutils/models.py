@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from . import validate
-from .norms import NORM_KINDS, make_norm
+from .norms import check_norm_kwargs, make_norm
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
 INITS = ("kaiming", "glorot", "torch")
@@ -63,7 +63,7 @@ class MLP(nn.Module):
         validate.integer("depth", depth)
         validate.integer("num_classes", num_classes)
         validate.choice("activation", activation, ACTIVATIONS)
-        validate.choice("norm", norm, NORM_KINDS)
+        check_norm_kwargs(norm, norm_kwargs)
         init = init or ("kaiming" if activation == "relu" else "glorot")
         dims = [in_features] + [width] * depth
         self.blocks = nn.ModuleList(
@@ -91,7 +91,7 @@ class VGG(nn.Module):
         super().__init__()
         validate.choice("config", config, VGG_CONFIGS)
         validate.positive("width", width)
-        validate.choice("norm", norm, NORM_KINDS)
+        check_norm_kwargs(norm, norm_kwargs)
         blocks: list[nn.Module] = []
         c_in = 3
         for v in VGG_CONFIGS[config]:
@@ -126,7 +126,7 @@ class DeepLinear(nn.Module):
         super().__init__()
         validate.integer("depth", depth)
         validate.integer("dim", dim)
-        validate.choice("norm", norm, NORM_KINDS)
+        check_norm_kwargs(norm, norm_kwargs)
         self.blocks = nn.ModuleList(
             Block(nn.Linear(dim, dim, bias=False),
                   make_norm(norm, dim, dim=1, **norm_kwargs) if i < depth - 1 else nn.Identity(), nn.Identity())
@@ -178,7 +178,7 @@ class ResNet(nn.Module):
         validate.integer("depth", depth, minimum=8)
         if (depth - 2) % 6:
             raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
-        validate.choice("norm", norm, NORM_KINDS)
+        check_norm_kwargs(norm, norm_kwargs)
         validate.positive("width", width)
         n = (depth - 2) // 6
         chans = [max(1, round(c * width)) for c in (16, 32, 64)]

@@ -204,6 +204,31 @@ class LpBatchNorm(nn.Module):
 
 
 NORM_KINDS = ("none", "batchnorm", "scratch", "noisy", "noise", "l1", "l2", "linf")
+_BN_KWARGS = ("eps", "momentum", "affine", "track_running_stats")
+_NOISE_KWARGS = ("n_mu", "n_sigma", "r_mu", "r_sigma", "scale")
+_LP_KWARGS = ("eps", "momentum", "affine")
+NORM_KWARGS: dict[str, tuple[str, ...]] = {  # the keyword arguments each kind's layer accepts
+    "none": (), "batchnorm": _BN_KWARGS, "scratch": _BN_KWARGS, "noisy": _BN_KWARGS + ("position",) + _NOISE_KWARGS,
+    "noise": _NOISE_KWARGS, "l1": _LP_KWARGS, "l2": _LP_KWARGS, "linf": _LP_KWARGS,
+}
+
+
+def check_norm_kwargs(kind: str, kwargs: dict[str, object]) -> None:
+    """Raise a ValueError for a keyword that `kind`'s layer does not take (a typo such as `widht` included), a
+    momentum outside [0, 1] (None only for the BN kinds), an eps <= 0, or a non-bool affine/track_running_stats."""
+    validate.choice("norm", kind, NORM_KINDS)
+    allowed = NORM_KWARGS[kind]
+    for key in kwargs:
+        if key not in allowed:
+            takes = f"takes only {list(allowed)}" if allowed else "takes no keyword arguments"
+            raise ValueError(f"unknown keyword argument {key}={kwargs[key]!r} for norm={kind!r}: it {takes}")
+    if "momentum" in kwargs and not (kwargs["momentum"] is None and kind in ("batchnorm", "scratch", "noisy")):
+        validate.in_range("momentum", kwargs["momentum"], 0.0, 1.0)
+    if "eps" in kwargs:
+        validate.positive("eps", kwargs["eps"])
+    for key in ("affine", "track_running_stats"):
+        if key in kwargs and not isinstance(kwargs[key], bool):
+            raise ValueError(f"{key}={kwargs[key]!r} must be True or False")
 
 
 def make_norm(kind: str, num_features: int, dim: int = 2, **kwargs) -> nn.Module:
@@ -211,9 +236,10 @@ def make_norm(kind: str, num_features: int, dim: int = 2, **kwargs) -> nn.Module
 
     none: identity; batchnorm: PyTorch's; scratch: our BatchNorm; noisy: BN + Santurkar noise;
     noise: the noise alone (the "standard + noise" control); l1 / l2 / linf: the l_p variants.
-    Extra keyword arguments go to the layer (e.g. momentum, or the noise constants).
+    Extra keyword arguments go to the layer (e.g. momentum, or the noise constants): NORM_KWARGS[kind] lists the
+    allowed ones, and any other is a ValueError (`none` takes none).
     """
-    validate.choice("norm", kind, NORM_KINDS)
+    check_norm_kwargs(kind, kwargs)
     validate.integer("num_features", num_features)
     validate.choice("dim", dim, (1, 2))
     if kind == "none":
@@ -261,25 +287,30 @@ def recalibrate(model: nn.Module, batches) -> nn.Module:
 
     This is Ioffe & Szegedy's population statistics: the fix when running averages are stale or were
     accumulated under noise (Santurkar noise is switched off while recalibrating). The model's train/eval
-    mode is restored afterwards.
+    modes and the layers' momentum are restored afterwards; if it fails (e.g. no batches), the running
+    statistics are too: the model is exactly as it was.
     """
-    was_training = model.training
+    from .modes import temporary_mode  # modes imports this module
+
     layers = [m for m in model.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, BatchNorm))]
-    saved = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for m in model.modules():
-        if isinstance(m, SanturkarNoise):
-            m.eval()  # population statistics of the clean network
-    n = 0
-    for x in batches:
-        model(x)
-        n += 1
-    if n == 0:
-        raise ValueError("batches must yield at least one batch")
-    for m, mom in zip(layers, saved):
-        m.momentum = mom
-    model.train(was_training)
+    momenta = [m.momentum for m in layers]
+    before = {name: b.clone() for name, b in model.named_buffers()}
+    with temporary_mode(model, train=True):  # noise off: the population statistics of the clean network
+        try:
+            for m in layers:
+                m.reset_running_stats()
+                m.momentum = None
+            n = 0
+            for x in batches:
+                model(x)
+                n += 1
+            if n == 0:
+                raise ValueError("batches must yield at least one batch")
+        except BaseException:
+            for name, b in model.named_buffers():
+                b.copy_(before[name])
+            raise
+        finally:
+            for m, mom in zip(layers, momenta):
+                m.momentum = mom
     return model

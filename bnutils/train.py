@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from . import validate
 from .data import Dataset, Split, augment as augment_batch, batches
-from .norms import SanturkarNoise, is_norm
+from .modes import temporary_mode
+from .norms import is_norm
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "cross_entropy": F.cross_entropy,
@@ -34,6 +35,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def cpu_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX): only then is bf16 autocast faster."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -113,22 +120,17 @@ def evaluate(model: nn.Module, split: Split, *, loss: str = "cross_entropy", sta
     validate.choice("loss", loss, LOSSES)
     validate.choice("stats", stats, ("running", "batch"))
     validate.integer("batch_size", batch_size)
-    was_training = model.training
-    saved = {k: v.clone() for k, v in model.named_buffers()}
-    model.train(stats == "batch")
-    for m in model.modules():
-        if isinstance(m, SanturkarNoise):
-            m.eval()
+    if len(split) == 0:
+        raise ValueError("split is empty: there is nothing to evaluate on")
     total_loss, correct, n = 0.0, 0, 0
-    for i in range(0, len(split), batch_size):
-        x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
-        out = model(x).float()
-        total_loss += float(LOSSES[loss](out, y)) * (len(x) if loss != "sum_squared" else 1)
-        if loss == "cross_entropy":
-            correct += int((out.argmax(1) == y).sum())
-        n += len(x)
-    model.load_state_dict(saved, strict=False)
-    model.train(was_training)
+    with temporary_mode(model, train=stats == "batch", keep_buffers=True):
+        for i in range(0, len(split), batch_size):
+            x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
+            out = model(x).float()
+            total_loss += float(LOSSES[loss](out, y)) * (len(x) if loss != "sum_squared" else 1)
+            if loss == "cross_entropy":
+                correct += int((out.argmax(1) == y).sum())
+            n += len(x)
     mean_loss = total_loss / n if loss != "sum_squared" else total_loss
     return {"loss": mean_loss, "acc": correct / n if loss == "cross_entropy" else float("nan")}
 
@@ -145,11 +147,19 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     it once, halfway). loss defaults to cross-entropy for classification and 'sum_squared' for regression.
     `callbacks` maps a name to a Callback; its result() is stored under that name in run.metrics.
     progress=None shows a tqdm.auto bar in live sessions only (never in the static book).
-    On a GPU: amp=True trains in float16 autocast with a GradScaler (callbacks see unscaled gradients);
-    channels_last=None (the default) stores conv nets' weights and images channels-last there, the fast layout
-    for tensor cores (on a CPU it stays off: a layout change, same numbers to float tolerance, no speed-up).
+    amp=True trains in mixed precision: float16 autocast with a GradScaler on a GPU (callbacks see unscaled
+    gradients), bfloat16 autocast on a CPU that computes it natively (`cpu_bf16()`; elsewhere amp is off).
+    Callbacks run outside autocast, so metrics are float32. channels_last=None (the default) stores conv nets'
+    weights and images channels-last, the fast layout for tensor cores and for oneDNN on CPUs (a layout change:
+    the same numbers to float tolerance).
     The model is trained in place on the device its parameters are on; the data must be on that device too.
     """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not any(True for _ in model.parameters()):
+        raise ValueError(f"model ({type(model).__name__}) has no parameters to train")
+    if not isinstance(data, Dataset):
+        raise ValueError(f"data must be a bnutils.data.Dataset (train and test Splits), got {type(data).__name__}")
     validate.integer("steps", steps)
     validate.positive("lr", lr)
     if batch_size is not None:
@@ -169,10 +179,28 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     validate.integer("seed", seed, minimum=0)
     validate.positive("divergence_factor", divergence_factor)
     validate.integer("check_every", check_every)
+    if callbacks is not None and not isinstance(callbacks, dict):
+        raise ValueError(f"callbacks must be a dict name -> Callback (e.g. {{'ics': cb}}), got {type(callbacks).__name__}")
     callbacks = callbacks or {}
     for name, cb in callbacks.items():
         if not isinstance(cb, Callback):
             raise ValueError(f"callbacks[{name!r}] must be a bnutils.train.Callback, got {type(cb).__name__}")
+    head = model[-1] if isinstance(model, nn.Sequential) and len(model) else getattr(model, "head", None)
+    labels = dict(class_labels=loss == "cross_entropy",  # n_classes: the output width, where it is cheap to know
+                  n_classes=head.out_features if isinstance(head, nn.Linear) else None,
+                  device=next(model.parameters()).device)
+    validate.split_data("data.train", data.train, **labels)
+    if eval_every:
+        validate.split_data("data.test", data.test, **labels)
+    if augment and data.train.x.dim() != 4:
+        raise ValueError(f"augment=True needs images (N, C, H, W), got data.train.x of shape {tuple(data.train.x.shape)}")
+    if any(is_norm(m) for m in model.modules()):
+        if (batch_size or len(data.train)) < 2:
+            raise ValueError(f"batch_size={batch_size!r} with {len(data.train)} training examples gives batches of 1: "
+                             "the model's batch-statistics norm layers need batches of at least 2")
+        if eval_every and eval_stats == "batch" and len(data.test) % 1000 == 1:  # evaluate's batches of 1000
+            raise ValueError(f"eval_stats='batch' with {len(data.test)} test examples leaves a final evaluation batch "
+                             "of 1 (batch_size 1000), which batch-statistics norm layers cannot normalize")
 
     config = dict(steps=steps, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
                   lr_drop=list(lr_drop) if lr_drop else None, loss=loss, seed=seed, augment=augment)
@@ -181,11 +209,12 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     seed_everything(seed)
     loss_fn = LOSSES[loss]
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    use_amp = amp and device.type == "cuda"
+    use_amp = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_bf16()))
     if channels_last is None:
-        channels_last = device.type == "cuda" and any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else nullcontext
+        channels_last = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    scaler = torch.amp.GradScaler("cuda") if use_amp and device.type == "cuda" else None
+    low = torch.float16 if device.type == "cuda" else torch.bfloat16
+    autocast = (lambda: torch.autocast(device.type, dtype=low)) if use_amp else nullcontext
     if channels_last:
         model.to(memory_format=torch.channels_last)
     batch_iter = batches(data.train, batch_size, seed=seed)

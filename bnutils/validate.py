@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from numbers import Integral
 from typing import Any, Iterable
 
 
@@ -50,3 +52,63 @@ def seeds(name: str, value: Any) -> list[int]:
     if len(set(vals)) != len(vals):
         raise ValueError(f"{name}={value!r} must not repeat a seed")
     return list(vals)
+
+
+def nonempty(name: str, value: Any) -> list[Any]:
+    """A non-empty sequence (list, tuple, range, array; not a string, a dict or a single number), as a list."""
+    if isinstance(value, (str, bytes, Mapping)) or not hasattr(value, "__len__") or len(value) == 0:
+        raise ValueError(f"{name}={value!r} must be a non-empty list")
+    return list(value)
+
+
+def int_list(name: str, value: Any, low: int = 1, high: int | None = None) -> list[int]:
+    """A non-empty list of ints with low <= v (<= high when given); floats such as 2.5 are rejected, not truncated."""
+    vals = nonempty(name, value)
+    for v in vals:
+        if isinstance(v, bool) or not isinstance(v, Integral) or v < low or (high is not None and v > high):
+            bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise ValueError(f"{name}={v!r} must be an integer {bound} ({name} must be a non-empty list of them, "
+                             f"got {value!r})")
+    return [int(v) for v in vals]
+
+
+def device(name: str, value: Any, allowed: Iterable[str] = ("cpu", "cuda")) -> str:
+    """One of `allowed` ('cpu', 'cuda') that this machine has: 'cuda' without a CUDA device is an error here,
+    not deep inside torch."""
+    choice(name, value, allowed)
+    if value == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name}='cuda' was asked for but no CUDA device is available; use {name}='cpu'")
+    return value
+
+
+def split_data(name: str, split: Any, *, class_labels: bool, n_classes: int | None = None,
+               device: Any = None) -> None:
+    """A non-empty split: x a float tensor (N, ...) with N >= 1, y with N rows, int64 class labels in
+    [0, n_classes) when class_labels (only >= 0 when n_classes is None), else floats; both on `device` if given."""
+    import torch
+
+    x, y = getattr(split, "x", None), getattr(split, "y", None)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name} must hold tensors x and y, got {type(split).__name__}")
+    if not x.is_floating_point() or x.dim() < 2:
+        raise ValueError(f"{name}.x must be a float tensor of shape (N, ...) with N examples, "
+                         f"got {x.dtype} of shape {tuple(x.shape)}")
+    if len(x) == 0:
+        raise ValueError(f"{name} is empty: {name}.x has shape {tuple(x.shape)}")
+    if y.dim() == 0 or len(y) != len(x):
+        raise ValueError(f"{name}.y must have one row per example of {name}.x ({len(x)}), got shape {tuple(y.shape)}")
+    if class_labels:
+        if y.dtype != torch.int64 or y.dim() != 1:
+            raise ValueError(f"{name}.y must be int64 class labels of shape (N,), got {y.dtype} of shape {tuple(y.shape)}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or (n_classes is not None and hi >= n_classes):
+            allowed = f"[0, {n_classes})" if n_classes is not None else ">= 0"
+            raise ValueError(f"{name}.y holds labels from {lo} to {hi}; class labels must be {allowed}")
+    elif not y.is_floating_point():
+        raise ValueError(f"{name}.y must be a float tensor of regression targets, got {y.dtype}")
+    if device is not None and (x.device != device or y.device != device):
+        raise ValueError(f"the model's parameters are on {device} but {name} is on {x.device} (x) / {y.device} (y): "
+                         f"move the model with model.to(...) or the split with Split.to(...)")

@@ -24,6 +24,7 @@ def _run(*args, **kw):
     return r
 
 
+@pytest.mark.slow
 def test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs(tmp_path):
     import importlib.util
 

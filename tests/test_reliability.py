@@ -57,6 +57,7 @@ def _numbers(path: Path) -> list:
     return [o["data"][MIME] for c in nb["cells"] for o in c.get("outputs", []) if MIME in o.get("data", {})]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", DETERMINISM_CHAPTERS)
 def test_same_profile_and_seed_give_identical_numbers(tmp_path, chapter):
     if not (ROOT / "notebooks" / chapter).is_file():

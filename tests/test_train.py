@@ -124,20 +124,54 @@ def test_bad_training_arguments(kw, match):
 
 
 def test_channels_last_is_a_layout_change_only():
-    """channels_last=True stores the conv weights channels-last and gives the default layout's losses (float
-    tolerance); the default (None) leaves the layout alone on a CPU."""
+    """channels_last=True stores the conv weights channels-last and gives the contiguous layout's losses (float
+    tolerance); the default (None) is channels-last for conv nets."""
     from bnutils.models import VGG
     g = torch.Generator().manual_seed(0)
     data = D.Dataset("img", D.Split(torch.randn(64, 3, 32, 32, generator=g), torch.arange(64) % 10),
                      D.Split(torch.randn(16, 3, 32, 32, generator=g), torch.arange(16) % 10))
     runs, models = {}, {}
-    for cl in (None, True):
+    for cl in (False, True, None):
         seed_everything(0)
         models[cl] = VGG("vgg11", width=1 / 16, norm="batchnorm")
         runs[cl] = train(models[cl], data, steps=3, lr=0.01, batch_size=16, channels_last=cl, progress=False)
     conv = lambda m: m.blocks[1].layer.weight
     assert conv(models[True]).is_contiguous(memory_format=torch.channels_last)
-    assert not conv(models[None]).is_contiguous(memory_format=torch.channels_last)
-    assert runs[True].loss == pytest.approx(runs[None].loss, rel=1e-5)
-    for a, b in zip(models[None].parameters(), models[True].parameters()):  # the weights moved, identically
+    assert conv(models[None]).is_contiguous(memory_format=torch.channels_last)
+    assert not conv(models[False]).is_contiguous(memory_format=torch.channels_last)
+    assert runs[True].loss == pytest.approx(runs[False].loss, rel=1e-5)
+    for a, b in zip(models[False].parameters(), models[True].parameters()):  # the weights moved, identically
         assert float((a - b).detach().abs().max()) <= 1e-4 * float(a.detach().abs().max())
+
+
+@pytest.mark.skipif(not __import__("bnutils.train", fromlist=["cpu_bf16"]).cpu_bf16(), reason="no native bf16 here")
+def test_amp_on_a_cpu_trains_in_bf16_while_metrics_stay_float32():
+    """bf16 autocast is for the training step only: evaluation, ICS and the landscape probes compute in float32."""
+    from bnutils.metrics import ICS, LandscapeProbe
+    from bnutils.models import VGG
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 32, 32, generator=g), torch.arange(64) % 10
+    data = D.Dataset("toy", D.Split(x[:48], y[:48]), D.Split(x[48:], y[48:]))
+    model = VGG("vgg11", width=1 / 16, norm="batchnorm")
+    seen: list[tuple[str, torch.dtype]] = []
+    phase = {"now": "step"}
+
+    class Phase(Callback):  # marks which forward passes are the step's, the metrics' and the evaluation's
+        def on_step_start(self, s):
+            phase["now"] = "step"
+
+        def on_before_update(self, s):
+            phase["now"] = "metrics"
+
+        def on_after_update(self, s):
+            phase["now"] = "evaluation"
+
+    model.features[0].register_forward_hook(lambda m, i, o: seen.append((phase["now"], o.dtype)))
+    run = train(model, data, steps=2, lr=0.01, batch_size=16, amp=True, eval_every=2, progress=False,
+                callbacks={"phase": Phase(), "ics": ICS(model, layers=[2], every=1, method="loop"),
+                           "probe": LandscapeProbe(every=1, n_probes=2, method="loop")})
+    assert {d for p, d in seen if p == "step"} == {torch.bfloat16}
+    assert {d for p, d in seen if p == "metrics"} == {torch.float32}
+    assert {d for p, d in seen if p == "evaluation"} == {torch.float32}
+    assert run.metrics["ics"] and run.metrics["probe"]

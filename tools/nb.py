@@ -92,7 +92,7 @@ def sync(nb_path: Path, write: bool = True) -> bool:
     return ok
 
 
-CHAPTER_OWNED = ("experiments", "metrics")  # bnutils/<dir>/<name>.py belongs to the chapter importing experiments.<name>
+CHAPTER_OWNED = ("experiments", "figures", "metrics")  # bnutils/<dir>/<name>.py belongs to the chapter importing experiments.<name>
 
 
 def chapter_modules(nb) -> set[str]:

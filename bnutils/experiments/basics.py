@@ -9,10 +9,11 @@ import torch
 import torch.nn as nn
 
 from .. import validate
-from ..cache import cached
+from ..cache import cached_run
 from ..data import Dataset, Split
 from ..metrics import ActivationRecorder, layer_array
 from ..models import MLP, Block
+from ..modes import Hooks, temporary_mode
 from ..norms import BatchNorm, fold_batchnorm
 from ..train import evaluate, seed_everything, train
 
@@ -57,16 +58,15 @@ def train_mode_accuracy(model: nn.Module, split: Split, batch_size: int, n_image
     of `batch_size`: each batch is normalized with its own statistics. Running statistics are restored after."""
     validate.integer("batch_size", batch_size)
     validate.integer("n_images", n_images)
-    saved = {k: v.clone() for k, v in model.named_buffers()}
-    was_training = model.training
-    model.train()
+    if batch_size > min(len(split), n_images):
+        raise ValueError(f"batch_size={batch_size} is larger than the {min(len(split), n_images)} images evaluated "
+                         "(n_images and the split's size): there would be no batch to score")
     correct = n = 0
-    for i in range(0, min(len(split), n_images) - batch_size + 1, batch_size):
-        x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
-        correct += int((model(x).argmax(1) == y).sum())
-        n += len(y)
-    model.load_state_dict(saved, strict=False)
-    model.train(was_training)
+    with temporary_mode(model, train=True, noise=True, keep_buffers=True):
+        for i in range(0, min(len(split), n_images) - batch_size + 1, batch_size):
+            x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
+            correct += int((model(x).argmax(1) == y).sum())
+            n += len(y)
     return correct / max(n, 1)
 
 
@@ -78,10 +78,8 @@ def batch_mean_spread(model: nn.Module, bn: nn.Module, split: Split, batch_size:
     validate.integer("batch_size", batch_size)
     validate.integer("n_batches", n_batches)
     seen: list[torch.Tensor] = []
-    handle = bn.register_forward_hook(lambda m, i, o: seen.append(i[0][:, 0].detach()))
-    was_training = model.training
-    model.eval()  # the network up to bn with population statistics: only bn's own input varies
-    try:
+    # eval mode: the network up to bn with population statistics, so only bn's own input varies
+    with Hooks([bn], lambda _k, _m, i, _o: seen.append(i[0][:, 0].detach())), temporary_mode(model, train=False):
         model(split.x)
         population = float(seen[-1].mean())
         g = torch.Generator().manual_seed(seed)
@@ -90,9 +88,6 @@ def batch_mean_spread(model: nn.Module, bn: nn.Module, split: Split, batch_size:
             idx = torch.randint(0, len(split), (batch_size,), generator=g).to(split.x.device)
             model(split.x[idx])
             means.append(float(seen[-1].mean()))
-    finally:
-        handle.remove()
-        model.train(was_training)
     return {"batch_means": means, "population_mean": population, "std": float(np.std(means))}
 
 
@@ -109,32 +104,26 @@ def fold_model(model: nn.Module) -> nn.Module:
     return folded
 
 
+@cached_run("ch1")
 def ioffe_fig1(data: Dataset, *, norm: str, steps: int, lr: float, seed: int = 0, batch_size: int = 60,
-               record_every: int = 50, eval_every: int = 250, use_cache: bool = True) -> dict[str, Any]:
+               record_every: int = 50, eval_every: int = 250, cache: bool = True) -> dict[str, Any]:
     """Ioffe & Szegedy's Fig 1: a 3x100 sigmoid MLP (Glorot init, plain SGD, batch 60) with or without BN;
     the 15th/50th/85th percentiles of one last-hidden-layer sigmoid input over training, and test accuracy.
 
     'One sigmoid input' is unit 0 of the last hidden layer, over the step's batch (with BN: after gamma/beta)."""
     validate.choice("norm", norm, ("none", "batchnorm"))
-    config = dict(exp="ioffe_fig1", data=data.name, n_train=len(data.train), n_test=len(data.test), norm=norm,
-                  steps=steps, lr=lr, seed=seed, batch_size=batch_size, record_every=record_every,
-                  eval_every=eval_every)
-
-    def compute() -> dict[str, Any]:
-        seed_everything(seed)
-        model = MLP(data.train.x[0].numel(), width=100, depth=3, activation="sigmoid", norm=norm,
-                    init="glorot").to(data.train.x.device)
-        rec = ActivationRecorder({"last": model.blocks[-1].act}, every=record_every, where="input",
-                                 quantiles=(0.15, 0.5, 0.85), sample_size=batch_size)
-        run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, eval_every=eval_every, seed=seed,
-                    callbacks={"acts": rec})
-        res = run.metrics["acts"]
-        unit0 = np.asarray(res["layers"]["last"]["sample"])  # (T, batch): channel 0's values at each record
-        q = np.percentile(unit0, [15, 50, 85], axis=1).T
-        return {"steps": res["steps"], "percentiles": q.tolist(), "evals": run.evals, "diverged": run.diverged,
-                "layer_quantiles": layer_array(res, "last", "quantiles").tolist(), "seconds": run.seconds}
-
-    return cached(config, compute, namespace="ch1", enabled=use_cache)
+    seed_everything(seed)
+    model = MLP(data.train.x[0].numel(), width=100, depth=3, activation="sigmoid", norm=norm,
+                init="glorot").to(data.train.x.device)
+    rec = ActivationRecorder({"last": model.blocks[-1].act}, every=record_every, where="input",
+                             quantiles=(0.15, 0.5, 0.85), sample_size=batch_size)
+    run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, eval_every=eval_every, seed=seed,
+                callbacks={"acts": rec})
+    res = run.metrics["acts"]
+    unit0 = np.asarray(res["layers"]["last"]["sample"])  # (T, batch): channel 0's values at each record
+    q = np.percentile(unit0, [15, 50, 85], axis=1).T
+    return {"steps": res["steps"], "percentiles": q.tolist(), "evals": run.evals, "diverged": run.diverged,
+            "layer_quantiles": layer_array(res, "last", "quantiles").tolist(), "seconds": run.seconds}
 
 
 def percentile_drift(percentiles: Sequence[Sequence[float]], skip: int = 1) -> float:

@@ -4,7 +4,7 @@ Experiments: the learning-rate sweep of a CIFAR ResNet with and without BN over 
 the relative loss after one SGD step vs the step size at initialisation, channel statistics vs depth at
 initialisation and along one diverging update, the final-layer gradient at initialisation, singular values
 of products of random matrices, and the SGD noise vs learning rate and batch size. Every function returns
-JSON-able data; the drawing helpers at the end turn it into the chapter's figures.
+JSON-able data; `bnutils.figures.divergence` draws the chapter's figures from it.
 """
 from __future__ import annotations
 
@@ -12,19 +12,19 @@ import functools
 import math
 from typing import Any, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from matplotlib.colors import LogNorm
 from torch.func import functional_call
 
-from .. import plots, validate
-from ..cache import cached, sweep
+from .. import validate
+from ..cache import cached_run
+from ..parallel import sweep
 from ..data import Dataset, batches, load_cifar10
 from ..models import ResNet
-from ..train import seed_everything, smooth, train
+from ..modes import Hooks
+from ..train import seed_everything, train
 
 NORMS = ("batchnorm", "none")
 PAPER_LRS = {"batchnorm": (0.1, 0.003, 0.0001), "none": (0.0001,)}  # Bjorck et al. Fig 1
@@ -40,7 +40,7 @@ def _cifar(n_train: int | None, n_test: int | None = 1000, device: str = "cpu") 
 
 def _check_net(norm: str, depth: int, width: float, device: str = "cpu") -> None:
     validate.choice("norm", norm, NORMS)
-    validate.choice("device", device, ("cpu", "cuda"))
+    validate.device("device", device)
     validate.integer("depth", depth, minimum=8)
     if (depth - 2) % 6:
         raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 56, 110)")
@@ -63,28 +63,34 @@ def _batch(data: Dataset, index: int, batch_size: int) -> tuple[torch.Tensor, to
 
 # ---------------------------------------------------------------- 1. the learning-rate sweep (Bjorck Fig 1)
 
-def _train_one(c: dict[str, Any]) -> dict[str, Any]:
-    device = c.get("device", "cpu")
-    data = _cifar(c["n_train"], c["n_test"], device)
-    model = _net(c["norm"], c["depth"], c["width"], c["seed"], device)
-    run = train(model, data, steps=c["steps"], lr=c["lr"], batch_size=c["batch_size"], momentum=0.9,
-                weight_decay=5e-4, lr_drop=(0.5, 0.1), augment=True, eval_every=c["eval_every"], seed=c["seed"],
-                amp=device == "cuda", progress=c.get("progress"))
-    return {**c, "loss": run.loss, "evals": run.evals, "diverged": run.diverged, "diverged_at": run.diverged_at,
-            "final_test_acc": run.final_test_acc, "seconds": run.seconds}
+@cached_run("divergence")
+def sweep_run(norm: str, lr: float, *, seed: int, depth: int, width: float, steps: int, batch_size: int,
+              n_train: int | None, n_test: int | None, eval_every: int, device: str = "cpu",
+              progress: bool | None = False, cache: bool = True) -> dict[str, Any]:
+    """One run of the sweep (Bjorck's recipe: SGD, momentum 0.9, weight decay 5e-4, lr x0.1 halfway,
+    augmentation) on the chapter's fixed CIFAR-10 subset; amp on CUDA."""
+    data = _cifar(n_train, n_test, device)
+    model = _net(norm, depth, width, seed, device)
+    run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=0.9, weight_decay=5e-4,
+                lr_drop=(0.5, 0.1), augment=True, eval_every=eval_every, seed=seed, amp=device == "cuda",
+                progress=progress)
+    return {"experiment": "lr_sweep", "norm": norm, "lr": lr, "seed": seed, "depth": depth, "width": width,
+            "steps": steps, "batch_size": batch_size, "n_train": n_train, "n_test": n_test,
+            "eval_every": eval_every, "device": device, "loss": run.loss, "evals": run.evals,
+            "diverged": run.diverged, "diverged_at": run.diverged_at, "final_test_acc": run.final_test_acc,
+            "seconds": run.seconds}
 
 
 def lr_sweep(lrs: Sequence[float], *, norms: Sequence[str] = NORMS, seeds: Sequence[int] = (0,), depth: int = 8,
              width: float = 0.25, steps: int = 200, batch_size: int = 128, n_train: int | None = 10000,
-             n_test: int | None = 2000, n_evals: int = 4, device: str = "cpu",
-             cache: bool = True) -> list[dict[str, Any]]:
+             n_test: int | None = 2000, n_evals: int = 4, device: str = "cpu", cache: bool = True,
+             executor: Any = "auto") -> list[dict[str, Any]]:
     """Train a CIFAR ResNet with and without BN at every learning rate and seed (Bjorck's recipe: SGD, momentum
-    0.9, weight decay 5e-4, lr x0.1 halfway, augmentation). Each run is cached: an interrupted sweep resumes."""
-    if not lrs:
-        raise ValueError("lrs must hold at least one learning rate")
-    for lr in lrs:
+    0.9, weight decay 5e-4, lr x0.1 halfway, augmentation). Each run is cached (an interrupted sweep resumes)
+    and the missing ones fan out to `executor` (see bnutils.parallel.sweep)."""
+    for lr in validate.nonempty("lrs", lrs):
         validate.positive("lrs", lr)
-    for n in norms:
+    for n in validate.nonempty("norms", norms):
         _check_net(n, depth, width, device)
     seeds = validate.seeds("seeds", list(seeds))
     validate.integer("steps", steps)
@@ -92,11 +98,10 @@ def lr_sweep(lrs: Sequence[float], *, norms: Sequence[str] = NORMS, seeds: Seque
     validate.integer("n_evals", n_evals)
     if n_evals > steps:
         raise ValueError(f"n_evals={n_evals} must be <= steps={steps}")
-    eval_every = steps // n_evals
-    configs = [dict(experiment="lr_sweep", norm=n, lr=float(lr), seed=s, depth=depth, width=width, steps=steps,
-                    batch_size=batch_size, n_train=n_train, n_test=n_test, eval_every=eval_every, device=device)
-               for n in norms for lr in lrs for s in seeds]
-    return sweep(configs, _train_one, namespace="divergence", enabled=cache)
+    calls = [dict(norm=n, lr=float(lr), seed=s, depth=depth, width=width, steps=steps, batch_size=batch_size,
+                  n_train=n_train, n_test=n_test, eval_every=steps // n_evals, device=device, cache=cache)
+             for n in norms for lr in lrs for s in seeds]
+    return sweep(sweep_run, calls, executor=executor if cache else "serial")
 
 
 def train_live(lr: float, *, steps: int = 150, depth: int = 8, width: float = 0.25, seed: int = 0,
@@ -106,14 +111,15 @@ def train_live(lr: float, *, steps: int = 150, depth: int = 8, width: float = 0.
     for n in NORMS:
         _check_net(n, depth, width, device)
     validate.integer("steps", steps, minimum=4)
-    return [_train_one(dict(experiment="lr_sweep", norm=n, lr=float(lr), seed=seed, depth=depth, width=width,
-                            steps=steps, batch_size=128, n_train=n_train, n_test=n_test, eval_every=steps // 4,
-                            device=device, progress=None)) for n in NORMS]
+    return [sweep_run(n, float(lr), seed=seed, depth=depth, width=width, steps=steps, batch_size=128,
+                      n_train=n_train, n_test=n_test, eval_every=steps // 4, device=device, progress=None,
+                      cache=False) for n in NORMS]
 
 
 def summarize_sweep(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per norm and lr: final test accuracies of the seeds that did not diverge, and how many diverged; plus the
     largest lr at which no seed diverged and the lr with the best mean accuracy."""
+    validate.nonempty("runs", runs)
     out: dict[str, dict[str, Any]] = {}
     for r in runs:
         d = out.setdefault(r["norm"], {"by_lr": {}})
@@ -144,43 +150,38 @@ def _loss_at(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
         return float(F.cross_entropy(out, y))
 
 
+@cached_run("divergence")
 def relative_loss(norm: str, step_sizes: Sequence[float], *, n_batches: int = 7, depth: int = 20,
                   width: float = 0.25, batch_size: int = 128, seed: int = 0, n_train: int | None = 10000,
                   device: str = "cpu", cache: bool = True) -> dict[str, Any]:
     """Loss after one SGD step of size a divided by the loss before, on the same batch, at initialisation
     (BN in training mode, as during training): ratio[batch][a]. Non-finite losses count as infinite."""
     _check_net(norm, depth, width, device)
-    if not step_sizes:
-        raise ValueError("step_sizes must hold at least one step size")
-    for a in step_sizes:
+    for a in validate.nonempty("step_sizes", step_sizes):
         validate.positive("step_sizes", a)
     validate.integer("n_batches", n_batches)
-    validate.integer("batch_size", batch_size)
+    validate.integer("batch_size", batch_size, minimum=2)
     validate.integer("seed", seed, minimum=0)
-    config = dict(experiment="relative_loss", norm=norm, step_sizes=[float(a) for a in step_sizes],
-                  n_batches=n_batches, depth=depth, width=width, batch_size=batch_size, seed=seed, n_train=n_train)
-
-    def compute() -> dict[str, Any]:
-        data = _cifar(n_train, device=device)
-        model = _net(norm, depth, width, seed, device)
-        params = {k: p.detach() for k, p in model.named_parameters()}
-        it = batches(data.train, batch_size, seed=0)
-        ratios = []
-        for _ in range(n_batches):
-            x, y = next(it)
-            model.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            before = float(loss.detach())
-            grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
-            row = []
-            for a in step_sizes:
-                after = _loss_at(model, {k: params[k] - a * grads[k] for k in params}, x, y)
-                row.append(after / before if math.isfinite(after) else math.inf)
-            ratios.append(row)
-        return {**config, "ratio": ratios}
-
-    return cached(config, compute, namespace="divergence", enabled=cache)
+    data = _cifar(n_train, device=device)
+    model = _net(norm, depth, width, seed, device)
+    params = {k: p.detach() for k, p in model.named_parameters()}
+    it = batches(data.train, batch_size, seed=0)
+    ratios = []
+    for _ in range(n_batches):
+        x, y = next(it)
+        model.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        before = float(loss.detach())
+        grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
+        row = []
+        for a in step_sizes:
+            after = _loss_at(model, {k: params[k] - a * grads[k] for k in params}, x, y)
+            row.append(after / before if math.isfinite(after) else math.inf)
+        ratios.append(row)
+    return {"experiment": "relative_loss", "norm": norm, "step_sizes": [float(a) for a in step_sizes],
+            "n_batches": n_batches, "depth": depth, "width": width, "batch_size": batch_size, "seed": seed,
+            "n_train": n_train, "ratio": ratios}
 
 
 def divergence_step_size(result: dict[str, Any], threshold: float = DIVERGENCE_RATIO) -> list[float | None]:
@@ -214,18 +215,12 @@ def _channel_stats(model: ResNet, x: torch.Tensor, blocks: Sequence[int] | None 
     blocks = range(len(mods)) if blocks is None else blocks
     stats: dict[int, tuple] = {}
 
-    def hook(i):
-        def f(_m, _inp, out):
-            o = out.double().transpose(0, 1).flatten(1)
-            stats[i] = (o.mean(1), o.var(1, unbiased=False))
-        return f
+    def hook(i: int, _m: nn.Module, _inp: tuple, out: torch.Tensor) -> None:
+        o = out.double().transpose(0, 1).flatten(1)
+        stats[i] = (o.mean(1), o.var(1, unbiased=False))
 
-    handles = [mods[i].register_forward_hook(hook(i)) for i in blocks]
-    try:
+    with Hooks({i: mods[i] for i in blocks}, hook):
         model(x)
-    finally:
-        for h in handles:
-            h.remove()
     return stats
 
 
@@ -236,7 +231,8 @@ def channel_stats_vs_depth(norm: str, *, depth: int = 56, width: float = 0.25, n
     |channel mean| and channel variance. Without BN they grow with depth; with BN they stay bounded."""
     _check_net(norm, depth, width, device)
     validate.integer("n_batches", n_batches)
-    validate.integer("batch_size", batch_size)
+    validate.integer("batch_size", batch_size, minimum=2)
+    validate.integer("seed", seed, minimum=0)
     data = _cifar(n_train, device=device)
     model = _net(norm, depth, width, seed, device)
     per = [_channel_stats(model, _batch(data, b, batch_size)[0]) for b in range(n_batches)]
@@ -257,6 +253,9 @@ def diverging_update(norm: str, lr: float, *, depth: int = 56, width: float = 0.
     _check_net(norm, depth, width, device)
     validate.positive("lr", lr)
     validate.integer("n_fractions", n_fractions, minimum=2)
+    validate.int_list("layers", layers, 1, 110)
+    validate.integer("batch_size", batch_size, minimum=2)
+    validate.integer("seed", seed, minimum=0)
     data = _cifar(n_train, device=device)
     model = _net(norm, depth, width, seed, device)
     x, y = _batch(data, 0, batch_size)
@@ -286,6 +285,7 @@ def final_layer_gradient(norm: str, *, depth: int = 56, width: float = 0.25, see
     confidence (largest softmax probability) of the predictions."""
     _check_net(norm, depth, width, device)
     seeds = validate.seeds("seeds", list(seeds))
+    validate.integer("batch_size", batch_size, minimum=2)
     validate.integer("n_show", n_show)
     data = _cifar(n_train, device=device)
     x, y = _batch(data, 0, batch_size)
@@ -307,8 +307,8 @@ def final_layer_gradient(norm: str, *, depth: int = 56, width: float = 0.25, see
 def random_product_singular_values(n: int = 200, factors: Sequence[int] = (1, 3, 5), seed: int = 0) -> dict[int, list]:
     """Singular values of W_k ... W_1 with W_i i.i.d. N(0, 1/n) n x n Gaussian matrices, for each k in factors."""
     validate.integer("n", n, minimum=2)
-    for k in factors:
-        validate.integer("factors", k)
+    validate.int_list("factors", factors)
+    validate.integer("seed", seed, minimum=0)
     rng = np.random.default_rng(seed)
     out, prod, done = {}, np.eye(n), 0
     for k in sorted(factors):
@@ -345,10 +345,9 @@ def sgd_noise(norm: str, batch_sizes: Sequence[int], *, pool: int = 2048, repeat
     """E||g_B - g||^2 over mini-batches B drawn without replacement from a pool of examples, at initialisation:
     the SGD noise of a step of size a is a^2 times it. g is the pool's gradient (in chunks of 256 for BN)."""
     _check_net(norm, depth, width, device)
-    if not batch_sizes:
-        raise ValueError("batch_sizes must hold at least one batch size")
-    for b in batch_sizes:
-        validate.integer("batch_sizes", b, minimum=2)
+    validate.integer("pool", pool, minimum=2)
+    validate.integer("seed", seed, minimum=0)
+    for b in validate.int_list("batch_sizes", batch_sizes, 2):
         if b > pool:
             raise ValueError(f"batch_sizes holds {b}, larger than pool={pool}")
     validate.integer("repeats", repeats, minimum=2)
@@ -377,217 +376,3 @@ def noise_slope(result: dict[str, Any]) -> float:
     m = np.log([np.mean(v) for v in result["sq_dev"]])
     return float(np.polyfit(b, m, 1)[0])
 
-
-# ---------------------------------------------------------------- figures
-
-def _pct(v: float) -> str:
-    return "diverged" if not math.isfinite(v) else f"{100 * v:.0f}%"
-
-
-def draw_accuracy_vs_lr(ax: plt.Axes, summary: dict[str, dict[str, Any]], current: float | None = None) -> None:
-    """Final test accuracy vs lr, mean over seeds with each seed as a dot, diverged seeds as crosses on the axis."""
-    for norm, d in summary.items():
-        lrs = [lr for lr in d["lrs"] if d["by_lr"][lr]["acc"]]
-        ax.plot(lrs, [100 * np.mean(d["by_lr"][lr]["acc"]) for lr in lrs], "-o", color=plots.color(norm),
-                label=plots.label(norm))
-        for lr in lrs:
-            ax.plot([lr] * len(d["by_lr"][lr]["acc"]), [100 * a for a in d["by_lr"][lr]["acc"]], ".",
-                    color=plots.color(norm), alpha=0.5)
-    div = [lr for d in summary.values() for lr in d["lrs"] if d["by_lr"][lr]["diverged"]]
-    plots.mark_diverged(ax, div, [10] * len(div), label_="diverged (no accuracy)")
-    if current is not None:
-        ax.axvline(current, color="gray", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=8)
-
-
-def draw_curves(ax: plt.Axes, runs: Sequence[dict[str, Any]], lr: float, *, window: int = 10) -> str:
-    """Training loss (smoothed, log scale) of every seed at one lr, BN and no-BN; diverged runs end in a cross.
-    Returns a short description for the title."""
-    parts = []
-    for norm in NORMS:
-        rs = [r for r in runs if r["norm"] == norm and math.isclose(r["lr"], lr)]
-        if not rs:
-            continue
-        for i, r in enumerate(rs):
-            loss = np.minimum(np.asarray(r["loss"], dtype=float), 1e4)
-            s = smooth(np.where(np.isfinite(loss), loss, np.nan), window)
-            ax.plot(np.arange(1, len(s) + 1), s, color=plots.color(norm), alpha=0.8,
-                    label=plots.label(norm) if i == 0 else None)
-            if r["diverged"]:
-                plots.mark_diverged(ax, [r["diverged_at"] + 1], [min(s[-1] if np.isfinite(s[-1]) else 1e4, 1e4)],
-                                    label_=None)
-        accs = [r["final_test_acc"] for r in rs if not r["diverged"]]
-        n_div = sum(r["diverged"] for r in rs)
-        txt = f"{100 * np.mean(accs):.0f}%" if accs else "diverged"
-        if accs and n_div:
-            txt += f" ({n_div} diverged)"
-        parts.append(f"{'BN' if norm == 'batchnorm' else 'no BN'} {txt}")
-    ax.set_yscale("log")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("training loss (smoothed)")
-    ax.legend(fontsize=8)
-    return ", ".join(parts)
-
-
-def draw_explorer_frame(fig: plt.Figure, lr: float, runs: Sequence[dict[str, Any]],
-                        summary: dict[str, dict[str, Any]]) -> None:
-    """One frame of the learning-rate explorer: the curves at `lr` (left), accuracy vs lr with `lr` marked (right)."""
-    ax1, ax2 = fig.subplots(1, 2)
-    desc = draw_curves(ax1, runs, lr)
-    draw_accuracy_vs_lr(ax2, summary, current=lr)
-    fig.suptitle(f"learning rate {lr:g}: final test accuracy {desc}", fontweight="bold", fontsize=11)
-    fig.tight_layout()
-
-
-def draw_channel_heatmaps(result: dict[str, Any]) -> plt.Figure:
-    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| or variance."""
-    layers = result["layers"]
-    fig, axes = plt.subplots(2, len(layers), figsize=(3.2 * len(layers), 5.2))
-    for j, L in enumerate(layers):
-        for i, key in enumerate(("mean", "var")):
-            a = np.abs(np.asarray(result[key][str(L)]))
-            a = np.where(np.isfinite(a), a, np.nan)
-            lo = max(np.nanmin(a[a > 0]) if np.any(a > 0) else 1e-12, 1e-12)
-            a = np.maximum(a, lo)  # dead channels (exactly 0) drawn at the bottom of the scale
-            im = axes[i, j].imshow(a, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                                   norm=LogNorm(vmin=lo, vmax=max(np.nanmax(a), lo * 10)),
-                                   extent=(-0.5, a.shape[1] - 0.5, 0, 100))
-            fig.colorbar(im, ax=axes[i, j])
-            axes[i, j].grid(False)
-            axes[i, j].set_title(f"layer {L} (of 110): {'|channel mean|' if key == 'mean' else 'channel variance'}",
-                                 fontsize=9)
-            axes[i, j].set_xlabel("channel")
-            axes[i, j].set_ylabel("% of the update applied")
-    return fig
-
-
-def draw_paper_lrs(runs: Sequence[dict[str, Any]]) -> plt.Figure:
-    """Bjorck's Fig 1 (right): training loss and test accuracy over training at the paper's learning rates."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    styles = {0.1: "-", 0.003: "--", 0.0001: ":"}
-    for norm, lrs in PAPER_LRS.items():
-        for lr in lrs:
-            rs = [r for r in runs if r["norm"] == norm and math.isclose(r["lr"], lr)]
-            if not rs:
-                continue
-            name = f"{plots.label(norm)}, lr {lr:g}"
-            loss = [smooth(np.minimum(np.asarray(r["loss"], dtype=float), 1e4), 10) for r in rs]
-            plots.band(ax1, np.arange(1, max(len(v) for v in loss) + 1), loss, kind=norm, label_=name)
-            ax1.lines[-1].set_linestyle(styles[lr])
-            ok = [r for r in rs if not r["diverged"]]
-            if ok:
-                steps = [e["step"] for e in ok[0]["evals"]]
-                acc = 100 * np.mean([[e["test_acc"] for e in r["evals"]] for r in ok], axis=0)
-                ax2.plot(steps, acc, marker="o", ls=styles[lr], color=plots.color(norm), label=name)
-    ax1.set(yscale="log", xlabel="training step", ylabel="training loss (smoothed)")
-    ax2.set(xlabel="training step", ylabel="test accuracy (%)")
-    ax1.legend(fontsize=7)
-    ax2.legend(fontsize=7)
-    return fig
-
-
-def draw_relative_loss(results: dict[str, dict[str, Any]], show_batches: Sequence[int] = (1, 4, 7)) -> plt.Figure:
-    """Relative loss vs step size for mini-batches `show_batches` (1-based), one panel per network, threshold drawn."""
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), sharey=True)
-    styles = ["-", "--", ":", "-."]
-    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
-        a = np.asarray(r["step_sizes"])
-        for k, b in enumerate(show_batches):
-            ratio = np.minimum(np.asarray(r["ratio"][b - 1], dtype=float), 1e30)  # inf (overflow) drawn at 1e30
-            ax.plot(a, ratio, marker="o", ms=3, ls=styles[k % 4], color=plots.color(norm), label=f"mini-batch {b}")
-        ax.axhline(DIVERGENCE_RATIO, color="black", ls="--", lw=1, label="divergence threshold 1e3")
-        if not np.all(np.isfinite(np.asarray(r["ratio"], dtype=float))):
-            ax.text(0.02, 0.95, "overflow (inf) drawn at 1e30", transform=ax.transAxes, fontsize=7, va="top")
-        ax.set(xscale="log", yscale="log", xlabel="step size a", title=plots.label(norm))
-        ax.legend(fontsize=7)
-    np.atleast_1d(axes)[0].set_ylabel("loss after one step / loss before")
-    return fig
-
-
-def draw_relative_loss_heatmap(results: dict[str, dict[str, Any]]) -> plt.Figure:
-    """log10 relative loss over step size x mini-batch, one panel per network, on a shared colour scale."""
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.2))
-    mats = {n: np.log10(np.clip(np.asarray(r["ratio"], dtype=float), 1e-30, 1e30)) for n, r in results.items()}
-    hi = max(3.5, max(float(np.max(m)) for m in mats.values()))
-    lo = min(-0.5, min(float(np.min(m)) for m in mats.values()))
-    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
-        a = np.log10(r["step_sizes"])
-        h = (a[1] - a[0]) / 2 if len(a) > 1 else 0.5
-        im = ax.imshow(mats[norm], aspect="auto", origin="lower", cmap="rocket_r", vmin=lo, vmax=hi,
-                       extent=(a[0] - h, a[-1] + h, 0.5, len(r["ratio"]) + 0.5), interpolation="nearest")
-        ax.grid(False)
-        ax.contour(a, np.arange(1, len(r["ratio"]) + 1), mats[norm], levels=[3], colors="cyan", linewidths=1.5)
-        ax.set(xlabel="log10 step size", ylabel="mini-batch", title=plots.label(norm))
-        fig.colorbar(im, ax=ax, label="log10 relative loss")
-    return fig
-
-
-def draw_stats_vs_depth(results: dict[str, dict[str, Any]]) -> plt.Figure:
-    """|channel mean| and channel variance vs layer at initialisation, median with 16-84 % bars, log scale."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for norm, r in results.items():
-        for ax, key in zip(axes, ("mean", "var")):
-            q = np.asarray(r[key])
-            ax.errorbar(r["layer"], q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="o-", ms=3,
-                        capsize=2, color=plots.color(norm), label=plots.label(norm))
-    for ax, name in zip(axes, ("|channel mean|", "channel variance")):
-        ax.set(yscale="log", xlabel="layer (residual block output)", ylabel=name)
-        ax.legend(fontsize=8)
-    return fig
-
-
-def draw_final_gradient(results: dict[str, dict[str, Any]]) -> plt.Figure:
-    """The loss gradient w.r.t. the logits at initialisation: rows images, columns classes, one panel per network."""
-    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4.2))
-    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
-        g = np.asarray(r["grad"])
-        m = float(np.abs(g).max())
-        im = ax.imshow(g, aspect="auto", cmap="vlag", vmin=-m, vmax=m, interpolation="nearest")
-        ax.grid(False)
-        ax.set(xlabel="class", ylabel="image of the batch", xticks=range(g.shape[1]),
-               title=f"{plots.label(norm)}: {100 * r['fraction_top_class'][0]:.0f}% predicted as one class")
-        fig.colorbar(im, ax=ax, label="d loss / d logit")
-    return fig
-
-
-def draw_random_matrices(sv: dict[int, list], cond: dict[str, list]) -> plt.Figure:
-    """Histograms of singular values of products of Gaussian matrices, and the condition number vs factors."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    allv = np.concatenate([np.asarray(v) for v in sv.values()])
-    bins = np.logspace(np.log10(allv.min()), np.log10(allv.max()), 40)
-    for i, (k, v) in enumerate(sorted(sv.items())):
-        ax1.hist(v, bins=bins, histtype="step", lw=2, color=plots.PALETTE[i + 2], label=f"{k} factor{'s' * (k > 1)}")
-    ax1.set(xscale="log", xlabel="singular value", ylabel="count")
-    ax1.legend(fontsize=8)
-    c = np.asarray(cond["cond"])
-    ax2.plot(cond["factors"], np.exp(np.log(c).mean(0)), "o-", color=plots.PALETTE[2], label="geometric mean over seeds")
-    for row in c:
-        ax2.plot(cond["factors"], row, ".", color="gray", alpha=0.6)
-    ax2.set(yscale="log", xlabel="number of factors (depth)", ylabel="condition number")
-    ax2.legend(fontsize=8)
-    return fig
-
-
-def draw_noise(results: dict[str, dict[str, Any]], lrs: Sequence[float]) -> plt.Figure:
-    """E||g_B - g||^2 vs |B| (left), and the SGD noise a^2 E||g_B - g||^2 vs a^2/|B| for every lr and |B| (right)."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for norm, r in results.items():
-        b = np.asarray(r["batch_sizes"], dtype=float)
-        m = np.asarray([np.mean(v) for v in r["sq_dev"]])
-        ax1.errorbar(b, m, yerr=[np.std(v) for v in r["sq_dev"]], fmt="o-", capsize=2, color=plots.color(norm),
-                     label=f"{plots.label(norm)} (slope {noise_slope(r):.2f})")
-        ax1.plot(b, m[0] * b[0] / b, ls=":", color=plots.color(norm), alpha=0.7)
-        x = np.concatenate([np.asarray(lrs) ** 2 / bb for bb in b])
-        y = np.concatenate([np.asarray(lrs) ** 2 * mm for mm in m])
-        ax2.plot(x, y, "o", ms=4, color=plots.color(norm), label=plots.label(norm))
-    ax1.set(xscale="log", yscale="log", xlabel="batch size |B|", ylabel="E ||g_B - g||^2")
-    ax1.set_xticks(b, [str(int(v)) for v in b], minor=False)
-    ax1.minorticks_off()
-    ax2.set(xscale="log", yscale="log", xlabel="a^2 / |B|", ylabel="SGD noise a^2 E ||g_B - g||^2")
-    ax1.legend(fontsize=8)
-    ax2.legend(fontsize=8)
-    return fig

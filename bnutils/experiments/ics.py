@@ -7,7 +7,9 @@
 - `ics_cost`: the measurement's cost per measured step (in training steps) for each implementation, and
   their agreement.
 - `summarize`, `at_equal_loss`, `drift`: the numbers the verdicts are computed from.
-- `span`, `ratio_groups`, `scan_table`: numbers for the chapter's generated prose and tables.
+
+The chapter's prose/table helpers (`span`, `ratio_groups`, `scan_table`) are in `bnutils.report`, its figures in
+`bnutils.figures.ics`.
 
 Every run goes through `bnutils.cache.cached` (JSON), so re-executing the chapter is fast and resumable.
 """
@@ -22,11 +24,12 @@ import numpy as np
 import torch
 
 from .. import validate
-from ..cache import cached
+from ..cache import cached_run
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
 from ..metrics.ics import METHODS as ICS_METHODS
 from ..models import VGG, DeepLinear, conv_layers
+from ..report import ratio_groups, scan_table, span  # noqa: F401  moved to bnutils.report; kept importable here
 from ..train import seed_everything, smooth, train
 
 NORMS = ("none", "batchnorm")
@@ -62,6 +65,7 @@ def _run_dict(run, ics_key: str = "ics") -> dict[str, Any]:
     return d
 
 
+@cached_run("ch02_ics")
 def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0.125, n_train: int | None = 10000,
             n_test: int | None = 2000, batch_size: int = 128, momentum: float = 0.0,
             ics_layers: Sequence[int] | None = (3, 5, 10, 11), ics_every: int | None = 25,
@@ -76,7 +80,7 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
     """
     _check_common(norm, lr, steps, seed)
     validate.positive("width", width)
-    validate.integer("batch_size", batch_size)
+    validate.integer("batch_size", batch_size, minimum=2 if norm == "batchnorm" else 1)  # BN: batch statistics
     validate.in_range("momentum", momentum, 0.0, 0.999999)
     ics_layers = _layers("ics_layers", ics_layers, 14)
     act_layers = _layers("act_layers", act_layers, 13)
@@ -86,31 +90,25 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
     eval_every = eval_every or max(1, steps // 10)
     validate.integer("eval_every", eval_every)
     validate.choice("method", method, ICS_METHODS)
-    validate.choice("device", device, ("cpu", "cuda"))
-    config = dict(kind="vgg16", norm=norm, lr=lr, steps=steps, seed=seed, width=width, n_train=n_train,
-                  n_test=n_test, batch_size=batch_size, momentum=momentum, ics_layers=ics_layers,
-                  ics_every=ics_every, act_layers=act_layers, act_every=act_every, eval_every=eval_every,
-                  method=method, device=device, amp=bool(amp))
+    validate.device("device", device)
 
-    def compute() -> dict[str, Any]:
-        data = load_cifar10(n_train, n_test, seed=0, device=device)
-        seed_everything(seed)
-        model = VGG("vgg16", width=width, norm=norm).to(device)
-        callbacks: dict[str, Any] = {}
-        if ics_layers is not None and ics_every is not None:
-            callbacks["ics"] = ICS(model, layers=ics_layers, every=ics_every, method=method)
-        if act_layers:
-            blocks = model.blocks
-            callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].act for i in act_layers},
-                                                   every=act_every, where="input", sample_size=256)
-        run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=momentum,
-                    eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False, amp=amp,
-                    desc=f"VGG {norm} lr={lr}")
-        return _run_dict(run)
-
-    return cached(config, compute, namespace="ch02_ics", enabled=cache)
+    data = load_cifar10(n_train, n_test, seed=0, device=device)
+    seed_everything(seed)
+    model = VGG("vgg16", width=width, norm=norm).to(device)
+    callbacks: dict[str, Any] = {}
+    if ics_layers is not None and ics_every is not None:
+        callbacks["ics"] = ICS(model, layers=ics_layers, every=ics_every, method=method)
+    if act_layers:
+        blocks = model.blocks
+        callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].act for i in act_layers},
+                                               every=act_every, where="input", sample_size=256)
+    run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=momentum,
+                eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False, amp=amp,
+                desc=f"VGG {norm} lr={lr}")
+    return _run_dict(run)
 
 
+@cached_run("ch02_ics")
 def dln_run(norm: str, lr: float, *, steps: int, seed: int = 0, depth: int = 25, dim: int = 10, n: int = 1000,
             ics_layers: Sequence[int] | None = (9, 17), ics_every: int = 20, method: str = "vmap",
             cache: bool = True) -> dict[str, Any]:
@@ -127,20 +125,15 @@ def dln_run(norm: str, lr: float, *, steps: int, seed: int = 0, depth: int = 25,
     ics_layers = _layers("ics_layers", ics_layers, depth) or list(range(1, depth + 1))
     validate.integer("ics_every", ics_every)
     validate.choice("method", method, ICS_METHODS)
-    config = dict(kind="dln", norm=norm, lr=lr, steps=steps, seed=seed, depth=depth, dim=dim, n=n,
-                  ics_layers=ics_layers, ics_every=ics_every, method=method)
 
-    def compute() -> dict[str, Any]:
-        data = linear_teacher(n=n, dim=dim, seed=0)
-        seed_everything(seed)
-        model = DeepLinear(depth=depth, dim=dim, norm=norm)
-        cb = ICS(model, layers=ics_layers, every=ics_every, method=method)
-        run = train(model, data, steps=steps, lr=lr, batch_size=None, loss="sum_squared",
-                    eval_every=max(1, steps // 10), callbacks={"ics": cb}, seed=seed, progress=False,
-                    desc=f"DLN {norm} lr={lr}")
-        return _run_dict(run)
-
-    return cached(config, compute, namespace="ch02_ics", enabled=cache)
+    data = linear_teacher(n=n, dim=dim, seed=0)
+    seed_everything(seed)
+    model = DeepLinear(depth=depth, dim=dim, norm=norm)
+    cb = ICS(model, layers=ics_layers, every=ics_every, method=method)
+    run = train(model, data, steps=steps, lr=lr, batch_size=None, loss="sum_squared",
+                eval_every=max(1, steps // 10), callbacks={"ics": cb}, seed=seed, progress=False,
+                desc=f"DLN {norm} lr={lr}")
+    return _run_dict(run)
 
 
 def trains(run: dict[str, Any], *, chance_loss: float = math.log(10), margin: float = 0.9) -> bool:
@@ -164,6 +157,7 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
         raise ValueError(f"lrs={lrs!r} must list at least two learning rates")
     for lr in lrs:
         validate.positive("lrs", lr)
+    validate.device("device", device)
     lrs = sorted(float(v) for v in lrs)
     out: dict[str, Any] = {"lrs": lrs, "steps": steps}
     for norm in NORMS:
@@ -195,6 +189,12 @@ def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[in
     validate.choice("model", model, ("vgg", "dln"))
     validate.choice("norm", norm, NORMS)
     validate.integer("steps", steps, minimum=2)
+    if layers is not None:  # the upper bound is checked once the model is built
+        validate.int_list("layers", layers)
+    validate.positive("width", width)
+    validate.integer("batch_size", batch_size, minimum=2 if norm == "batchnorm" else 1)
+    validate.integer("seed", seed, minimum=0)
+    validate.device("device", device)
     seed_everything(seed)
     if model == "vgg":
         data = load_cifar10(max(batch_size * steps, 512), 100, seed=0, device=device)
@@ -247,6 +247,8 @@ def summarize(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int, *,
     The first measurement (step 0, before any training) is skipped by default. Diverged steps are excluded
     (a diverged run stops, so it has no measurements after it).
     """
+    validate.nonempty("runs_none", runs_none)
+    validate.nonempty("runs_bn", runs_bn)
     out: dict[str, Any] = {"layer": layer}
     for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
         for key in ("l2", "cos", "rel"):
@@ -273,6 +275,8 @@ def at_equal_loss(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int
     the median of `key` per variant. Returns levels (bin centres), none, batchnorm (NaN where a variant has
     no measurement in a bin) and the overlapping loss range; empty lists if the ranges do not overlap.
     """
+    validate.nonempty("runs_none", runs_none)
+    validate.nonempty("runs_bn", runs_bn)
     validate.integer("n_levels", n_levels)
     pts = {}
     for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
@@ -308,128 +312,3 @@ def drift(run: dict[str, Any], layer: str) -> float:
     spread = q[:, 2] - q[:, 0]
     d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
     return float(np.mean(d))
-
-
-
-def span(values: Sequence[float], fmt: str | None = None) -> str:
-    """A range of numbers for generated prose: 'lo-hi' ('3.4-5.5'), or one number when both ends print the same.
-
-    Each end is formatted with `fmt` (a format spec such as '.2f'); None gives two significant digits without an
-    exponent (0, 0.024, 0.82, 5.5, 230). Non-finite values are ignored; 'n/a' when none is left. A negative lower
-    end is joined with ' to ' ('-0.78 to 0.30') so that the minus sign is not read as the range.
-    """
-    v = np.asarray(list(values), dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return "n/a"
-
-    def num(x: float) -> str:
-        if fmt is not None:
-            return format(x, fmt)
-        digits = 1 - math.floor(math.log10(abs(x))) if x != 0 else 0
-        return f"{x:.{max(0, digits)}f}"
-
-    lo, hi = num(float(v.min())), num(float(v.max()))
-    return lo if lo == hi else f"{lo} to {hi}" if v.min() < 0 else f"{lo}-{hi}"
-
-
-def ratio_groups(rows: Sequence[dict[str, Any]], key: str = "l2_ratio", *,
-                 band: tuple[float, float] = (0.8, 1.25)) -> str:
-    """Generated prose for BN / standard ratios over rows of the chapter's table (dicts with 'layer', 'lr' and `key`).
-
-    The rows are grouped into 'larger' (ratio above `band`), 'similar' (within it) and 'smaller' (below it); each
-    group is given with where it holds and its range, e.g. 'larger at #5 (lr 0.1) and #10 (lr 0.1): 3.4-5.5x;
-    similar (0.8-1.25x) at #10 (lr 0.01): 0.82x', or 'in all 4 rows' / 'in both rows' when one group holds them all.
-    Rows whose ratio is not finite are left out; 'n/a' when none is left.
-    """
-    lo, hi = band
-    if not 0 < lo <= 1 <= hi:
-        raise ValueError(f"band={band!r} must be (lo, hi) with 0 < lo <= 1 <= hi")
-    rows = [r for r in rows if math.isfinite(r[key])]
-    groups = {"larger": [r for r in rows if r[key] > hi],
-              f"similar ({lo:g}-{hi:g}x)": [r for r in rows if lo <= r[key] <= hi],
-              "smaller": [r for r in rows if r[key] < lo]}
-    out = []
-    for name, g in groups.items():
-        if not g:
-            continue
-        names = [f"#{r['layer']} (lr {r['lr']:g})" for r in g]
-        where = ("in both rows" if len(rows) == 2 else f"in all {len(rows)} rows") if len(g) == len(rows) > 1 else \
-            "at " + (" and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0])
-        out.append(f"{name} {where}: {span([r[key] for r in g])}x")
-    return "; ".join(out) or "n/a"
-
-def scan_table(scan: dict[str, Any]) -> str:
-    """A Markdown table of an `lr_scan` result: per lr and network, the final smoothed training loss with the
-    test accuracy in brackets ('diverged' for a diverged run), and whether each network trains."""
-    lrs = scan["lrs"]
-    cell = lambda d, i: "diverged" if d["diverged"][i] else f"{d['final_loss'][i]:.2f} ({100 * d['test_acc'][i]:.0f} %)"
-    rows = [f"| {name}: final loss (test acc.) | " + " | ".join(cell(scan[norm], i) for i in range(len(lrs))) + " |"
-            for norm, name in zip(NORMS, ("standard", "BN"))]
-    yes = lambda t: "yes" if t else "no"
-    rows.append("| trains? (standard / BN) | " + " | ".join(
-        f"{yes(a)} / {yes(b)}" for a, b in zip(scan["none"]["trains"], scan["batchnorm"]["trains"])) + " |")
-    return ("| lr | " + " | ".join(f"{lr:g}" for lr in lrs) + " |\n|---|" + "---|" * len(lrs) + "\n"
-            + "\n".join(rows))
-
-# -- the chapter's figures ------------------------------------------------------------------------------------------
-
-def _band_steps(ax, runs: Sequence[dict], key: str, layer: int, kind: str, *, log: bool = False) -> None:
-    from .. import plots
-    pairs = [ics_array(r, key, layer) for r in runs]
-    steps = max((p[0] for p in pairs), key=len)
-    plots.band(ax, steps, [p[1] for p in pairs], kind=kind)
-    div = [(r["diverged_at"], p[1][-1]) for r, p in zip(runs, pairs) if r["diverged"] and len(p[1])]
-    if div:
-        plots.mark_diverged(ax, [d[0] for d in div], [d[1] for d in div])
-    if log:
-        ax.set_yscale("log")
-
-
-def plot_fig3(rows: dict[float, dict[str, list[dict]]], layers: Sequence[int], *, title: str, loss_log: bool = False):
-    """Santurkar Fig 3 layout: one row per learning rate; training loss, then l2 difference (log axis) and cosine
-    for each layer in `layers`; standard and BN networks as mean lines with min..max bands over seeds."""
-    import matplotlib.pyplot as plt
-    from .. import plots
-    ncol = 1 + 2 * len(layers)
-    fig, axes = plt.subplots(len(rows), ncol, figsize=(3.0 * ncol, 2.6 * len(rows)), squeeze=False)
-    for r_i, (lr, by_norm) in enumerate(rows.items()):
-        ax = axes[r_i, 0]
-        for norm, runs in by_norm.items():
-            win = max(1, min(20, len(runs[0]["loss"]) // 10))
-            plots.band(ax, np.arange(max(len(r["loss"]) for r in runs)), [smooth(r["loss"], win) for r in runs], kind=norm)
-        ax.set_yscale("log") if loss_log else None
-        ax.set_title(f"lr={lr:g}: training loss")
-        ax.set_xlabel("step")
-        for l_i, layer in enumerate(layers):
-            a1, a2 = axes[r_i, 1 + l_i], axes[r_i, 1 + len(layers) + l_i]
-            for norm, runs in by_norm.items():
-                _band_steps(a1, runs, "l2", layer, norm, log=True)
-                _band_steps(a2, runs, "cos", layer, norm)
-            a1.set_title(f"layer #{layer}: ‖G − G′‖₂")
-            a2.set_title(f"layer #{layer}: cos(G, G′)")
-            a2.set_ylim(-1.05, 1.05)
-            for a in (a1, a2):
-                a.set_xlabel("step")
-    axes[0, 0].legend(loc="best", fontsize=8)
-    fig.suptitle(title, fontweight="bold")
-    fig.tight_layout()
-    return fig
-
-
-def plot_equal_loss(ax, runs_none, runs_bn, layer: int, key: str = "l2", *, window: int = 20) -> None:
-    """Every measurement as a point at (smoothed training loss, ICS quantity): compare at equal loss by reading
-    vertically. Both axes log for l2."""
-    from .. import plots
-    for norm, runs in (("none", runs_none), ("batchnorm", runs_bn)):
-        for k, r in enumerate(runs):
-            st, v = ics_array(r, key, layer)
-            lo = smoothed_loss_at(r, st, window)
-            ax.plot(lo[1:], v[1:], ".", color=plots.color(norm), alpha=0.6, ms=4,
-                    label=plots.label(norm) if k == 0 else None)
-    ax.set_xscale("log")
-    if key == "l2":
-        ax.set_yscale("log")
-    ax.invert_xaxis()  # training goes left to right: the loss decreases
-    ax.set_xlabel("training loss (smoothed; decreasing →)")
-    ax.set_ylabel({"l2": "‖G − G′‖₂", "cos": "cos(G, G′)", "rel": "‖G − G′‖ / ‖G‖"}[key])

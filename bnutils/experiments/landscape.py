@@ -5,7 +5,6 @@ Every run goes through `bnutils.cache.cached`, returns JSON-able data, and treat
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,7 +12,8 @@ import torch
 import torch.nn as nn
 
 from .. import validate
-from ..cache import cached
+from ..cache import cached_run
+from ..parallel import sweep
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ActivationRecorder
 from ..metrics.landscape import METHODS, LandscapeProbe, landscape_bands
@@ -30,6 +30,7 @@ def _activation_modules(net: nn.Module, model: str) -> dict[str, nn.Module]:
     return {f"layer #{i}": net.blocks[i - 1].norm for i in picks}
 
 
+@cached_run("landscape")
 def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: int, probe_every: int,
                   eta_range: tuple[float, float] = (0.5, 4.0), n_probes: int = 8, seed: int = 0,
                   n_train: int | None = 2560, n_test: int | None = 1000, width: float = 0.125,
@@ -49,7 +50,9 @@ def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: i
     validate.integer("probe_every", probe_every)
     validate.integer("seed", seed, minimum=0)
     validate.choice("method", method, METHODS)
-    validate.choice("device", device, ("cpu", "cuda"))
+    validate.device("device", device)
+    if model == "vgg" and batch_size is not None:  # batch statistics need batches of 2 or more
+        validate.integer("batch_size", batch_size, minimum=1 if norm in ("none", "noise") else 2)
     LandscapeProbe(probe_every, tuple(eta_range), n_probes)  # validates the probe arguments before any work
     config = dict(chapter="landscape", model=model, norm=norm, lr=lr, steps=steps, probe_every=probe_every,
                   eta_range=list(eta_range), n_probes=n_probes, seed=seed, n_train=n_train, n_test=n_test,
@@ -58,36 +61,39 @@ def landscape_run(model: str = "vgg", norm: str = "none", *, lr: float, steps: i
     if model == "dln":
         config.update(n_train=1000, n_test=1000, width=None, batch_size=None)
 
-    def compute() -> dict[str, Any]:
-        if model == "vgg":
-            data = load_cifar10(n_train, n_test, seed=0, device=device)
-            seed_everything(seed)
-            net = VGG("vgg16", width=width, norm=norm).to(device)
-        else:
-            data = linear_teacher(1000, 10, n_test=1000, seed=0, device=device)
-            seed_everything(seed)
-            net = DeepLinear(depth=25, dim=10, norm=norm).to(device)
-        probe = LandscapeProbe(probe_every, tuple(eta_range), n_probes, method)
-        callbacks = {"probe": probe}
-        if record_activations:  # first, so its hooks are disarmed before the probes' forward passes
-            callbacks = {"act": ActivationRecorder(_activation_modules(net, model), every=probe_every), **callbacks}
-        run = train(net, data, steps=steps, lr=lr, batch_size=config["batch_size"], eval_every=steps,
-                    seed=seed, callbacks=callbacks, divergence_factor=divergence_factor, progress=False)
-        probes = run.metrics["probe"]
-        n_probed = max(1, len(probes["step"]))
-        step_seconds = max(run.seconds - probes["seconds"], 1e-9) / max(1, len(run.loss))
-        return {"config": config, "loss": run.loss, "evals": run.evals, "diverged": run.diverged,
-                "diverged_at": run.diverged_at, "seconds": run.seconds, "probe": probes,
-                "probe_cost_steps": probes["seconds"] / n_probed / step_seconds,
-                "activations": run.metrics.get("act")}
-
-    return cached(config, compute, namespace="landscape", enabled=cache)
+    if model == "vgg":
+        data = load_cifar10(n_train, n_test, seed=0, device=device)
+        seed_everything(seed)
+        net = VGG("vgg16", width=width, norm=norm).to(device)
+    else:
+        data = linear_teacher(1000, 10, n_test=1000, seed=0, device=device)
+        seed_everything(seed)
+        net = DeepLinear(depth=25, dim=10, norm=norm).to(device)
+    probe = LandscapeProbe(probe_every, tuple(eta_range), n_probes, method)
+    callbacks = {"probe": probe}
+    if record_activations:  # first, so its hooks are disarmed before the probes' forward passes
+        callbacks = {"act": ActivationRecorder(_activation_modules(net, model), every=probe_every), **callbacks}
+    run = train(net, data, steps=steps, lr=lr, batch_size=config["batch_size"], eval_every=steps,
+                seed=seed, callbacks=callbacks, divergence_factor=divergence_factor, progress=False)
+    probes = run.metrics["probe"]
+    n_probed = max(1, len(probes["step"]))
+    step_seconds = max(run.seconds - probes["seconds"], 1e-9) / max(1, len(run.loss))
+    return {"config": config, "loss": run.loss, "evals": run.evals, "diverged": run.diverged,
+            "diverged_at": run.diverged_at, "seconds": run.seconds, "probe": probes,
+            "probe_cost_steps": probes["seconds"] / n_probed / step_seconds,
+            "activations": run.metrics.get("act")}
 
 
-def landscape_runs(model: str, norms: Sequence[str], seeds: Sequence[int], **kwargs: Any) -> dict[str, list[dict]]:
-    """landscape_run for each norm and seed: {norm: [run per seed]}."""
-    validate.seeds("seeds", list(seeds))
-    return {norm: [landscape_run(model, norm, seed=s, **kwargs) for s in seeds] for norm in norms}
+def landscape_runs(model: str, norms: Sequence[str], seeds: Sequence[int], *, executor: Any = "auto",
+                   **kwargs: Any) -> dict[str, list[dict]]:
+    """landscape_run for each norm and seed: {norm: [run per seed]}; the runs not yet in the cache fan out to
+    `executor` (see bnutils.parallel.sweep)."""
+    for norm in validate.nonempty("norms", norms):
+        validate.choice("norms", norm, NORM_KINDS)
+    seeds = validate.seeds("seeds", list(seeds))
+    runs = sweep(landscape_run, [dict(model=model, norm=n, seed=s, **kwargs) for n in norms for s in seeds],
+                 executor=executor)
+    return {n: runs[i * len(seeds):(i + 1) * len(seeds)] for i, n in enumerate(norms)}
 
 
 def band_summary(runs: Sequence[dict[str, Any]], max_rel: float | None = None) -> dict[str, float]:
@@ -96,6 +102,7 @@ def band_summary(runs: Sequence[dict[str, Any]], max_rel: float | None = None) -
     loss_spread = loss_hi - loss_lo, grad_hi = the top of the gradient-predictiveness band, beta = effective
     beta-smoothness. Probes after a divergence do not exist; a run whose probes blew up contributes inf.
     """
+    validate.nonempty("runs", runs)
     spread, ghi, beta = [], [], []
     for r in runs:
         if not r["probe"]["step"]:
@@ -132,8 +139,7 @@ def theorem41_check(n_cases: int = 200, batch_sizes: Sequence[int] = (2, 4, 16, 
     validate.integer("channels", channels)
     validate.integer("seed", seed, minimum=0)
     validate.positive("eps", eps, allow_zero=True)
-    for m in batch_sizes:
-        validate.integer("batch_sizes", m, minimum=2)
+    validate.int_list("batch_sizes", batch_sizes, 2)
     g = torch.Generator().manual_seed(seed)
     rows = []
     for case in range(n_cases):
@@ -173,74 +179,6 @@ def theorem41_check(n_cases: int = 200, batch_sizes: Sequence[int] = (2, 4, 16, 
             "max_excess_1_over_m": float(np.max((lhs - rhs_m) / np.array([r["size"] for r in rows]))),
             "max_ratio_1_over_m": float(np.max(lhs[tight] / rhs_m[tight])),
             "min_ratio_1_over_m": float(np.min(lhs[tight] / rhs_m[tight]))}
-
-
-def _finite_or_nan(v: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(v), v, np.nan)
-
-
-def plot_landscape(axes: Sequence[Any], runs: dict[str, list[dict]], max_rel: float | None = None) -> None:
-    """Santurkar et al.'s Fig 4 panels on three axes: loss band, gradient-predictiveness band, effective beta.
-
-    Each network's band is the min..max over probes and seeds at every probed step; beta is the mean over seeds
-    with a min..max band. Probes that blew up (inf) are drawn as black crosses at the top of the panel.
-    """
-    from matplotlib.ticker import NullFormatter
-
-    from .. import plots
-
-    keys = (("loss_lo", "loss_hi", "loss L(w - eta g)"), ("grad_lo", "grad_hi", "||g - g(eta)||"),
-            ("beta", "beta", "effective beta-smoothness"))
-    blown: list[tuple[int, float]] = []
-    for norm, rs in runs.items():
-        bands = [landscape_bands(r["probe"], max_rel) for r in rs if r["probe"]["step"]]
-        if not bands:
-            continue
-        n = min(len(b["step"]) for b in bands)
-        steps = bands[0]["step"][:n]
-        for ax, (lo_k, hi_k, name) in zip(axes, keys):
-            lo = np.stack([b[lo_k][:n] for b in bands])
-            hi = np.stack([b[hi_k][:n] for b in bands])
-            bad = ~np.isfinite(hi).all(0)
-            blown += [(i, int(s)) for i, s in zip([list(axes).index(ax)] * int(bad.sum()), steps[bad])]
-            lo, hi = _finite_or_nan(lo), _finite_or_nan(hi)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns where every probe blew up
-                if lo_k == hi_k:
-                    ax.plot(steps, np.nanmean(hi, 0), color=plots.color(norm), label=plots.label(norm), marker="o", ms=3)
-                ax.fill_between(steps, np.nanmin(lo, 0), np.nanmax(hi, 0), color=plots.color(norm),
-                                alpha=0.3, linewidth=0, label=None if lo_k == hi_k else plots.label(norm))
-            ax.set_yscale("log")
-            ax.yaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks clutter a narrow log range
-            ax.set_xlabel("training step")
-            ax.set_ylabel(name)
-    for i, ax in enumerate(axes):
-        xs = [s for j, s in blown if j == i]
-        if xs:
-            plots.mark_diverged(ax, xs, [ax.get_ylim()[1]] * len(xs), label_="probe blew up (inf)")
-    axes[0].legend(fontsize=8)
-
-
-def plot_gradient_change(ax: Any, runs: dict[str, list[dict]], which: str = "first") -> None:
-    """Santurkar et al.'s Fig 11: ||g - g(eta)|| against eta at the first or last probed step (seed 0), log-log."""
-    from .. import plots
-
-    validate.choice("which", which, ("first", "last"))
-    for norm, rs in runs.items():
-        p = rs[0]["probe"]
-        if not p["step"]:
-            continue
-        i = 0 if which == "first" else -1
-        eta = np.asarray(p["eta_rel"]) * p["lr"][i]
-        d = np.asarray(p["grad_dists"][i], float)
-        ax.plot(eta, _finite_or_nan(d), marker="o", ms=3, color=plots.color(norm), label=plots.label(norm))
-        if not np.isfinite(d).all():
-            plots.mark_diverged(ax, eta[~np.isfinite(d)], [np.nanmax(_finite_or_nan(d))] * int((~np.isfinite(d)).sum()))
-        ax.set_title(f"step {p['step'][i]}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("step size eta")
-    ax.set_ylabel("||g - g(eta)||")
 
 
 def activation_stats(run: dict[str, Any], layer: str) -> dict[str, float]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 
 from .. import validate
+from ..modes import Hooks
 from ..train import Callback, StepState
 
 
@@ -46,13 +47,11 @@ class ActivationRecorder(Callback):
             name: {"mean": [], "std": [], "quantiles": [], "channel_mean": [], "channel_var": [], "sample": []}
             for name in modules}
         self._armed = False
-        self._handles = [m.register_forward_hook(self._hook(name)) for name, m in modules.items()]
+        self._hooks = Hooks(modules, self._hook)
 
-    def _hook(self, name: str):
-        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-            if self._armed:
-                self._record(name, (inputs[0] if self.where == "input" else output).detach())
-        return hook
+    def _hook(self, name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if self._armed:
+            self._record(name, (inputs[0] if self.where == "input" else output).detach())
 
     @torch.no_grad()
     def _record(self, name: str, a: torch.Tensor) -> None:
@@ -82,9 +81,7 @@ class ActivationRecorder(Callback):
 
     def remove(self) -> None:
         """Detach the hooks (the recorded data stays)."""
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+        self._hooks.remove()
 
     def result(self) -> dict[str, Any]:
         self.remove()

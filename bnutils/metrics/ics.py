@@ -40,6 +40,7 @@ from torch.func import functional_call, grad, vmap
 
 from .. import validate
 from ..models import conv_layers, stages
+from ..modes import Hooks, RngState, rng_state, set_rng_state, temporary_mode
 from ..train import Callback, StepState
 
 METHODS = ("auto", "prefix", "vmap", "loop")
@@ -98,11 +99,10 @@ class ICS(Callback):
         self.weight_names = [f"{module_name[id(all_layers[i - 1])]}.weight" for i in self.layers]
         self._layer_modules = [module_name[id(all_layers[i - 1])] for i in self.layers]
         self._order: dict[str, int] | None = None  # module name -> first call index in the forward pass
-        self._hooks: list = []
+        self._hooks: Hooks | None = None  # armed for the first measured step's forward pass only
         self._old: dict[str, torch.Tensor] = {}
         self._grad: dict[str, torch.Tensor] = {}
-        self._rng: torch.Tensor | None = None
-        self._cuda_rng: list | None = None
+        self._rng: RngState | None = None  # the RNG state at the start of the measured step
         self.steps: list[int] = []
         self.loss: list[float] = []
         self.data: dict[str, list] = {"l2": [], "cos": [], "rel": [], "g_norm": []}
@@ -112,16 +112,18 @@ class ICS(Callback):
     def _arm_order_hooks(self) -> None:
         order: dict[str, int] = {}
         self._order_tmp = order
-        for name, m in self.model.named_modules():
-            if any(True for _ in m.parameters(recurse=False)):
-                def pre(mod, inp, name=name):
-                    order.setdefault(name, len(order))
-                self._hooks.append(m.register_forward_pre_hook(pre))
+
+        def pre(name: str, _m: nn.Module, _inp: tuple) -> None:
+            order.setdefault(name, len(order))
+
+        with_params = {name: m for name, m in self.model.named_modules()
+                       if any(True for _ in m.parameters(recurse=False))}
+        self._hooks = Hooks(with_params, pre, pre=True)
 
     def _disarm(self) -> None:
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
+        if self._hooks is not None:
+            self._hooks.remove()
+            self._hooks = None
 
     def _earlier(self) -> list[set[str]]:
         """For each monitored layer, the names of the parameters that run before it (they move to t+1)."""
@@ -139,11 +141,10 @@ class ICS(Callback):
     def on_step_start(self, s: StepState) -> None:
         if self._order is None:
             self._arm_order_hooks()
-        self._rng = torch.get_rng_state()
-        self._cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        self._rng = rng_state()
 
     def on_before_update(self, s: StepState) -> None:
-        if self._hooks:
+        if self._hooks is not None:
             self._disarm()
             self._order = dict(self._order_tmp)
             self._earlier_sets = self._earlier()
@@ -174,9 +175,7 @@ class ICS(Callback):
 
     def _replay_rng(self) -> None:
         if self._rng is not None:
-            torch.set_rng_state(self._rng)
-        if self._cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self._cuda_rng)
+            set_rng_state(self._rng)
 
     def compute(self, x: torch.Tensor, y: torch.Tensor, loss_fn, old: dict[str, torch.Tensor],
                 new: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -184,26 +183,22 @@ class ICS(Callback):
         if self._order is None:
             raise RuntimeError("the forward order is unknown: ICS.compute needs one training step first")
         model = self.model
-        was_training = model.training
-        model.train()
         buffers = {n: b.detach() for n, b in model.named_buffers()}
         sets = self._mixed(old, new)
         want_ref = self.reference == "recompute"
-        try:
-            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
-                    torch.autocast(x.device.type, enabled=False):
-                if self.method == "prefix":
-                    g_prime, g = self._grads_prefix(old, new, buffers, x, y, loss_fn, want_ref)
-                elif self.method == "loop":
-                    g_prime = []
-                    for w, ps in zip(self.weight_names, sets):
-                        g_prime.append(self._grad_loop(ps, buffers, w, x, y, loss_fn))
-                    g = [self._grad_loop(old, buffers, w, x, y, loss_fn) for w in self.weight_names] \
-                        if want_ref else None
-                else:
-                    g_prime, g = self._grad_vmap(old, sets, buffers, x, y, loss_fn, want_ref)
-        finally:
-            model.train(was_training)
+        with temporary_mode(model, train=True, noise=True), \
+                torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
+                torch.autocast(x.device.type, enabled=False):
+            if self.method == "prefix":
+                g_prime, g = self._grads_prefix(old, new, buffers, x, y, loss_fn, want_ref)
+            elif self.method == "loop":
+                g_prime = []
+                for w, ps in zip(self.weight_names, sets):
+                    g_prime.append(self._grad_loop(ps, buffers, w, x, y, loss_fn))
+                g = [self._grad_loop(old, buffers, w, x, y, loss_fn) for w in self.weight_names] \
+                    if want_ref else None
+            else:
+                g_prime, g = self._grad_vmap(old, sets, buffers, x, y, loss_fn, want_ref)
         if not want_ref:
             g = [self._grad[w] for w in self.weight_names]
         return g, g_prime
@@ -247,14 +242,6 @@ class ICS(Callback):
             h = functional_call(mod, (sub(params), sub(buffers)), (h,))
         return h
 
-    def _rng_now(self) -> tuple:
-        return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if self._cuda_rng is not None else None)
-
-    def _rng_set(self, state: tuple) -> None:
-        torch.set_rng_state(state[0])
-        if state[1] is not None:
-            torch.cuda.set_rng_state_all(state[1])
-
     def _grads_prefix(self, old, new, buffers, x, y, loss_fn, want_ref):
         n = len(self._chain)
         copy = lambda: {k: v.clone() for k, v in buffers.items()}  # BN updates its running stats in place
@@ -264,13 +251,13 @@ class ICS(Callback):
         with torch.no_grad():  # the moved layers, once: the activation (and RNG state) entering each monitored layer
             for s in range(max(self._starts) + 1):
                 if s in self._starts:
-                    entering[s] = (h, self._rng_now())
+                    entering[s] = (h, rng_state())
                 h = self._run_chain(s, s + 1, h, new, bufs)
         g_prime = []
         with torch.enable_grad():
             for w, s in zip(self.weight_names, self._starts):
                 h, rng = entering[s]
-                self._rng_set(rng)
+                set_rng_state(rng)
                 p = dict(old)
                 p[w] = old[w].clone().requires_grad_(True)
                 loss = loss_fn(self._run_chain(s, n, h, p, copy()).float(), y)

@@ -5,8 +5,10 @@ step sizes eta (BN in train mode, on the same batch) and report, following Santu
 the loss band [min, max] over eta of L(w - eta*g), the gradient-predictiveness band of ||g - g(eta)||, and
 the effective beta-smoothness max over eta of ||g - g(eta)|| / ||eta*g||. The model is never modified: the
 probes run through `torch.func.functional_call` on copies of the weights and buffers, so the weights, the
-gradients in p.grad and BN's running statistics are exactly as before. Cost: K forward+backward passes on the
-step's batch, i.e. about K training steps per probed step (measured and reported by `LandscapeProbe`).
+gradients in p.grad and BN's running statistics are exactly as before. Random layers (Santurkar's noise) replay
+the step's own draw in every probe, so a probe measures the landscape, not the noise, and the global RNG is
+restored after, so training with probes draws exactly the noise it draws without. Cost: K forward+backward
+passes on the step's batch, i.e. about K training steps per probed step (measured and reported by `LandscapeProbe`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch.nn as nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from .. import validate
+from ..modes import RngState, rng_restored, rng_state, set_rng_state, temporary_mode
 from ..train import Callback, StepState
 
 METHODS = ("auto", "vmap", "loop")
@@ -48,26 +51,28 @@ def _loss_fn_of(model: nn.Module, loss_fn: Callable) -> Callable:
 
 
 def probe_landscape(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable, etas: Sequence[float], *,
-                    grads: Tensors | None = None, method: str = "auto") -> dict[str, Any]:
+                    grads: Tensors | None = None, method: str = "auto", rng: RngState | None = None) -> dict[str, Any]:
     """Loss and gradient at w - eta*g for each eta, and the three summaries of Santurkar et al.'s Fig 4.
 
     `grads` (parameter name -> gradient) is the step's gradient g; when None it is computed here, on (x, y) with
     BN in train mode. The model's weights, gradients and buffers are left untouched (the probes use copies).
+    Every forward pass starts from the RNG state `rng` (the state at the start of the step that computed `grads`:
+    noisy layers redraw that step's noise; None: the state now), and the global RNG is left as it was.
     A probe whose loss is not finite is data: its loss is inf and the summaries report inf.
     """
     etas = [validate.positive("etas", float(e), allow_zero=True) for e in etas]
     if not etas:
         raise ValueError("etas must hold at least one step size")
     method = resolve_method(model, method)
-    was_training = model.training
-    model.train()
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
     names = list(params)
     buffers = {n: b.detach() for n, b in model.named_buffers()}
     copy = lambda: {n: b.clone() for n, b in buffers.items()}  # BN updates running stats in place: give it copies
     f = _loss_fn_of(model, loss_fn)
-    try:
+    with temporary_mode(model, train=True, noise=True), rng_restored() as now:
+        start = rng if rng is not None else now
         if grads is None:
+            set_rng_state(start)
             grads, loss0 = grad_and_value(f)(params, copy(), x, y)
             loss0 = float(loss0)
         else:
@@ -79,18 +84,18 @@ def probe_landscape(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn:
             moved = {n: params[n].unsqueeze(0) - e.view(-1, *[1] * params[n].dim()) * grads[n].unsqueeze(0)
                      for n in names}
             bufs = {n: b.unsqueeze(0).repeat(len(etas), *[1] * b.dim()) for n, b in buffers.items()}
-            gk, lk = vmap(grad_and_value(f), in_dims=(0, 0, None, None))(moved, bufs, x, y)
+            set_rng_state(start)  # randomness="same": every probe gets the one draw the loop's passes get
+            gk, lk = vmap(grad_and_value(f), in_dims=(0, 0, None, None), randomness="same")(moved, bufs, x, y)
             g_eta = torch.cat([gk[n].reshape(len(etas), -1) for n in names], dim=1)
             losses = lk.detach()
         else:
             rows, ls = [], []
             for eta in etas:
+                set_rng_state(start)
                 gi, li = grad_and_value(f)({n: params[n] - eta * grads[n] for n in names}, copy(), x, y)
                 rows.append(torch.cat([gi[n].reshape(-1) for n in names]))
                 ls.append(li.detach())
             g_eta, losses = torch.stack(rows), torch.stack(ls)
-    finally:
-        model.train(was_training)
     return summarize_probe(etas, losses.double().cpu().numpy(), (g_eta - g).double().norm(dim=1).cpu().numpy(),
                            float(g.double().norm()), loss0)
 
@@ -111,7 +116,8 @@ def summarize_probe(etas: Sequence[float], losses: np.ndarray, grad_dists: np.nd
 
 
 class LandscapeProbe(Callback):
-    """Probe the landscape every `every` steps, along the step's own gradient, before the update.
+    """Probe the landscape every `every` steps, along the step's own gradient, before the update, under the step's
+    own noise draw (noisy BN): at eta -> 0 the gradient change goes to 0, and training is unchanged.
 
     The step sizes are lr * geomspace(eta_range[0], eta_range[1], n_probes) (log-spaced multiples of the
     current learning rate; Santurkar et al. use [lr/2, 4 lr] for VGG and [lr/100, 30 lr] for the DLN).
@@ -133,12 +139,16 @@ class LandscapeProbe(Callback):
         self.rel = np.geomspace(lo, hi, self.n_probes).tolist() if self.n_probes > 1 else [lo]
         self.records: list[dict[str, Any]] = []
         self.seconds = 0.0
+        self._rng: RngState | None = None  # the RNG state at the start of the probed step
+
+    def on_step_start(self, s: StepState) -> None:
+        self._rng = rng_state()
 
     def on_before_update(self, s: StepState) -> None:
         t0 = time.perf_counter()
         grads = {n: p.grad for n, p in s.model.named_parameters() if p.requires_grad}
         r = probe_landscape(s.model, s.x, s.y, s.loss_fn, [s.lr * k for k in self.rel], grads=grads,
-                            method=self.method)
+                            method=self.method, rng=self._rng)
         r["loss0"] = float(s.loss) if s.loss is not None else r["loss0"]
         self.records.append({"step": s.step, "lr": s.lr, **r})
         self.seconds += time.perf_counter() - t0

@@ -1,0 +1,227 @@
+"""Chapter 5's figures (Bjorck et al. 2018): the learning-rate sweep, the relative loss after one step, channel
+statistics vs depth and along a diverging update, the final-layer gradient, random-matrix products and SGD noise.
+They draw the results of `bnutils.experiments.divergence`; the conventions are in `bnutils.figures`."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .. import plots
+from ..experiments.divergence import DIVERGENCE_RATIO, NORMS, PAPER_LRS, noise_slope
+from ..train import smooth
+from . import finish
+
+
+def draw_accuracy_vs_lr(ax: Axes, summary: dict[str, dict[str, Any]], current: float | None = None) -> None:
+    """Final test accuracy vs lr, mean over seeds with each seed as a dot, diverged seeds as crosses on the axis."""
+    for norm, d in summary.items():
+        lrs = [lr for lr in d["lrs"] if d["by_lr"][lr]["acc"]]
+        ax.plot(lrs, [100 * np.mean(d["by_lr"][lr]["acc"]) for lr in lrs], "-o", color=plots.color(norm),
+                label=plots.label(norm))
+        for lr in lrs:
+            ax.plot([lr] * len(d["by_lr"][lr]["acc"]), [100 * a for a in d["by_lr"][lr]["acc"]], ".",
+                    color=plots.color(norm), alpha=0.5)
+    div = [lr for d in summary.values() for lr in d["lrs"] if d["by_lr"][lr]["diverged"]]
+    plots.mark_diverged(ax, div, [10] * len(div), label_="diverged (no accuracy)")
+    if current is not None:
+        ax.axvline(current, color="gray", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=8)
+
+
+def draw_curves(ax: Axes, runs: Sequence[dict[str, Any]], lr: float, *, window: int = 10) -> None:
+    """Training loss (smoothed, log scale) of every seed at one lr, BN and no-BN; diverged runs end in a cross.
+    The panel's title gives each network's final test accuracy (or 'diverged')."""
+    parts = []
+    for norm in NORMS:
+        rs = [r for r in runs if r["norm"] == norm and math.isclose(r["lr"], lr)]
+        if not rs:
+            continue
+        for i, r in enumerate(rs):
+            loss = np.minimum(np.asarray(r["loss"], dtype=float), 1e4)
+            s = smooth(np.where(np.isfinite(loss), loss, np.nan), window)
+            ax.plot(np.arange(1, len(s) + 1), s, color=plots.color(norm), alpha=0.8,
+                    label=plots.label(norm) if i == 0 else None)
+            if r["diverged"]:
+                plots.mark_diverged(ax, [r["diverged_at"] + 1], [min(s[-1] if np.isfinite(s[-1]) else 1e4, 1e4)],
+                                    label_=None)
+        accs = [r["final_test_acc"] for r in rs if not r["diverged"]]
+        n_div = sum(r["diverged"] for r in rs)
+        txt = f"{100 * np.mean(accs):.0f}%" if accs else "diverged"
+        if accs and n_div:
+            txt += f" ({n_div} diverged)"
+        parts.append(f"{'BN' if norm == 'batchnorm' else 'no BN'} {txt}")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training loss (smoothed)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"lr {lr:.2g}: final test acc. " + ", ".join(parts))
+
+
+def draw_explorer_frame(fig: Figure, lr: float, runs: Sequence[dict[str, Any]],
+                        summary: dict[str, dict[str, Any]]) -> None:
+    """One frame of the learning-rate explorer: the curves at `lr` (left), accuracy vs lr with `lr` marked (right)."""
+    ax1, ax2 = fig.subplots(1, 2)
+    draw_curves(ax1, runs, lr)
+    draw_accuracy_vs_lr(ax2, summary, current=lr)
+    fig.tight_layout()
+
+
+def plot_channel_heatmaps(result: dict[str, Any], *, title: str | None = None) -> Figure:
+    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| or variance."""
+    layers = result["layers"]
+    fig, axes = plt.subplots(2, len(layers), figsize=(3.2 * len(layers), 5.2))
+    for j, L in enumerate(layers):
+        for i, key in enumerate(("mean", "var")):
+            a = np.abs(np.asarray(result[key][str(L)]))
+            a = np.where(np.isfinite(a), a, np.nan)
+            lo = max(np.nanmin(a[a > 0]) if np.any(a > 0) else 1e-12, 1e-12)
+            a = np.maximum(a, lo)  # dead channels (exactly 0) drawn at the bottom of the scale
+            im = axes[i, j].imshow(a, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                                   norm=LogNorm(vmin=lo, vmax=max(np.nanmax(a), lo * 10)),
+                                   extent=(-0.5, a.shape[1] - 0.5, 0, 100))
+            fig.colorbar(im, ax=axes[i, j])
+            axes[i, j].grid(False)
+            axes[i, j].set_title(f"layer {L} (of 110): {'|channel mean|' if key == 'mean' else 'channel variance'}",
+                                 fontsize=9)
+            axes[i, j].set_xlabel("channel")
+            axes[i, j].set_ylabel("% of the update applied")
+    return finish(fig, title, fontsize=11)
+
+
+def plot_paper_lrs(runs: Sequence[dict[str, Any]], *, title: str | None = None) -> Figure:
+    """Bjorck's Fig 1 (right): training loss and test accuracy over training at the paper's learning rates."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    styles = {0.1: "-", 0.003: "--", 0.0001: ":"}
+    for norm, lrs in PAPER_LRS.items():
+        for lr in lrs:
+            rs = [r for r in runs if r["norm"] == norm and math.isclose(r["lr"], lr)]
+            if not rs:
+                continue
+            name = f"{plots.label(norm)}, lr {lr:g}"
+            loss = [smooth(np.minimum(np.asarray(r["loss"], dtype=float), 1e4), 10) for r in rs]
+            plots.band(ax1, np.arange(1, max(len(v) for v in loss) + 1), loss, kind=norm, label_=name)
+            ax1.lines[-1].set_linestyle(styles[lr])
+            ok = [r for r in rs if not r["diverged"]]
+            if ok:
+                steps = [e["step"] for e in ok[0]["evals"]]
+                acc = 100 * np.mean([[e["test_acc"] for e in r["evals"]] for r in ok], axis=0)
+                ax2.plot(steps, acc, marker="o", ls=styles[lr], color=plots.color(norm), label=name)
+    ax1.set(yscale="log", xlabel="training step", ylabel="training loss (smoothed)")
+    ax2.set(xlabel="training step", ylabel="test accuracy (%)")
+    ax1.legend(fontsize=7)
+    ax2.legend(fontsize=7)
+    return finish(fig, title, fontsize=11)
+
+
+def plot_relative_loss(results: dict[str, dict[str, Any]], show_batches: Sequence[int] = (1, 4, 7), *,
+                       title: str | None = None) -> Figure:
+    """Relative loss vs step size for mini-batches `show_batches` (1-based), one panel per network, threshold drawn."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), sharey=True)
+    styles = ["-", "--", ":", "-."]
+    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
+        a = np.asarray(r["step_sizes"])
+        for k, b in enumerate(show_batches):
+            ratio = np.minimum(np.asarray(r["ratio"][b - 1], dtype=float), 1e30)  # inf (overflow) drawn at 1e30
+            ax.plot(a, ratio, marker="o", ms=3, ls=styles[k % 4], color=plots.color(norm), label=f"mini-batch {b}")
+        ax.axhline(DIVERGENCE_RATIO, color="black", ls="--", lw=1, label="divergence threshold 1e3")
+        if not np.all(np.isfinite(np.asarray(r["ratio"], dtype=float))):
+            ax.text(0.02, 0.95, "overflow (inf) drawn at 1e30", transform=ax.transAxes, fontsize=7, va="top")
+        ax.set(xscale="log", yscale="log", xlabel="step size a", title=plots.label(norm))
+        ax.legend(fontsize=7)
+    np.atleast_1d(axes)[0].set_ylabel("loss after one step / loss before")
+    return finish(fig, title, fontsize=11)
+
+
+def plot_relative_loss_heatmap(results: dict[str, dict[str, Any]], *, title: str | None = None) -> Figure:
+    """log10 relative loss over step size x mini-batch, one panel per network, on a shared colour scale."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.2))
+    mats = {n: np.log10(np.clip(np.asarray(r["ratio"], dtype=float), 1e-30, 1e30)) for n, r in results.items()}
+    hi = max(3.5, max(float(np.max(m)) for m in mats.values()))
+    lo = min(-0.5, min(float(np.min(m)) for m in mats.values()))
+    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
+        a = np.log10(r["step_sizes"])
+        h = (a[1] - a[0]) / 2 if len(a) > 1 else 0.5
+        im = ax.imshow(mats[norm], aspect="auto", origin="lower", cmap="rocket_r", vmin=lo, vmax=hi,
+                       extent=(a[0] - h, a[-1] + h, 0.5, len(r["ratio"]) + 0.5), interpolation="nearest")
+        ax.grid(False)
+        ax.contour(a, np.arange(1, len(r["ratio"]) + 1), mats[norm], levels=[3], colors="cyan", linewidths=1.5)
+        ax.set(xlabel="log10 step size", ylabel="mini-batch", title=plots.label(norm))
+        fig.colorbar(im, ax=ax, label="log10 relative loss")
+    return finish(fig, title, fontsize=11)
+
+
+def plot_stats_vs_depth(results: dict[str, dict[str, Any]], *, title: str | None = None) -> Figure:
+    """|channel mean| and channel variance vs layer at initialisation, median with 16-84 % bars, log scale."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for norm, r in results.items():
+        for ax, key in zip(axes, ("mean", "var")):
+            q = np.asarray(r[key])
+            ax.errorbar(r["layer"], q[:, 1], yerr=[q[:, 1] - q[:, 0], q[:, 2] - q[:, 1]], fmt="o-", ms=3,
+                        capsize=2, color=plots.color(norm), label=plots.label(norm))
+    for ax, name in zip(axes, ("|channel mean|", "channel variance")):
+        ax.set(yscale="log", xlabel="layer (residual block output)", ylabel=name)
+        ax.legend(fontsize=8)
+    return finish(fig, title, fontsize=11)
+
+
+def plot_final_gradient(results: dict[str, dict[str, Any]], *, title: str | None = None) -> Figure:
+    """The loss gradient w.r.t. the logits at initialisation: rows images, columns classes, one panel per network."""
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 4.2))
+    for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
+        g = np.asarray(r["grad"])
+        m = float(np.abs(g).max())
+        im = ax.imshow(g, aspect="auto", cmap="vlag", vmin=-m, vmax=m, interpolation="nearest")
+        ax.grid(False)
+        ax.set(xlabel="class", ylabel="image of the batch", xticks=range(g.shape[1]),
+               title=f"{plots.label(norm)}: {100 * r['fraction_top_class'][0]:.0f}% predicted as one class")
+        fig.colorbar(im, ax=ax, label="d loss / d logit")
+    return finish(fig, title, fontsize=11)
+
+
+def plot_random_matrices(sv: dict[int, list], cond: dict[str, list], *, title: str | None = None) -> Figure:
+    """Histograms of singular values of products of Gaussian matrices, and the condition number vs factors."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    allv = np.concatenate([np.asarray(v) for v in sv.values()])
+    bins = np.logspace(np.log10(allv.min()), np.log10(allv.max()), 40)
+    for i, (k, v) in enumerate(sorted(sv.items())):
+        ax1.hist(v, bins=bins, histtype="step", lw=2, color=plots.PALETTE[i + 2], label=f"{k} factor{'s' * (k > 1)}")
+    ax1.set(xscale="log", xlabel="singular value", ylabel="count")
+    ax1.legend(fontsize=8)
+    c = np.asarray(cond["cond"])
+    ax2.plot(cond["factors"], np.exp(np.log(c).mean(0)), "o-", color=plots.PALETTE[2], label="geometric mean over seeds")
+    for row in c:
+        ax2.plot(cond["factors"], row, ".", color="gray", alpha=0.6)
+    ax2.set(yscale="log", xlabel="number of factors (depth)", ylabel="condition number")
+    ax2.legend(fontsize=8)
+    return finish(fig, title, fontsize=11)
+
+
+def plot_noise(results: dict[str, dict[str, Any]], lrs: Sequence[float], *, title: str | None = None) -> Figure:
+    """E||g_B - g||^2 vs |B| (left), and the SGD noise a^2 E||g_B - g||^2 vs a^2/|B| for every lr and |B| (right)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for norm, r in results.items():
+        b = np.asarray(r["batch_sizes"], dtype=float)
+        m = np.asarray([np.mean(v) for v in r["sq_dev"]])
+        ax1.errorbar(b, m, yerr=[np.std(v) for v in r["sq_dev"]], fmt="o-", capsize=2, color=plots.color(norm),
+                     label=f"{plots.label(norm)} (slope {noise_slope(r):.2f})")
+        ax1.plot(b, m[0] * b[0] / b, ls=":", color=plots.color(norm), alpha=0.7)
+        x = np.concatenate([np.asarray(lrs) ** 2 / bb for bb in b])
+        y = np.concatenate([np.asarray(lrs) ** 2 * mm for mm in m])
+        ax2.plot(x, y, "o", ms=4, color=plots.color(norm), label=plots.label(norm))
+    ax1.set(xscale="log", yscale="log", xlabel="batch size |B|", ylabel="E ||g_B - g||^2")
+    ax1.set_xticks(b, [str(int(v)) for v in b], minor=False)
+    ax1.minorticks_off()
+    ax2.set(xscale="log", yscale="log", xlabel="a^2 / |B|", ylabel="SGD noise a^2 E ||g_B - g||^2")
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8)
+    return finish(fig, title, fontsize=10)
