@@ -5,25 +5,49 @@ cell's output, from which `book/_ext/verdicts.py` builds the landing page's verd
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
 
 from . import validate
 
 MIME = "application/vnd.bnbook.verdicts+json"
-OUTCOMES = ("yes", "partly", "no")
+OUTCOMES = ("yes", "partly", "no", "not at this scale")  # defined in bnutils.claims (OUTCOME_MEANING)
+KINDS = ("claim", "derivation check", "implementation check", "holds by construction")
 
 
 @dataclass
 class Verdict:
-    """One claim of a paper and what our run found. `reproduced` is computed by the chapter from its numbers."""
+    """One claim of a paper and what our run found: built by `bnutils.claims.judge` from the registered criterion.
+
+    kind "claim" is evidence for or against a paper; the other kinds (checks of our algebra or code, facts that hold
+    by construction) are listed as what they are, never as evidence.
+    """
 
     claim: str
     paper: str
-    reproduced: str  # yes / partly / no
+    reproduced: str  # yes / partly / no / not at this scale
     evidence: str  # the numbers behind the verdict, in a sentence
+    claim_id: str = ""  # the registry's id (bnutils.claims.CLAIMS)
+    criterion: str = ""  # the registered criterion, in words
+    seeds: list[int] = field(default_factory=list)  # the independent replicates the numbers come from
+    effect: float | None = None  # the claim's headline effect
+    spread: float | None = None  # its range across seeds (None with one seed)
+    adequate: bool = True  # False: the run could not have shown the effect ("not at this scale")
+    kind: str = "claim"
 
     def __post_init__(self) -> None:
         validate.choice("reproduced", self.reproduced, OUTCOMES)
+        validate.choice("kind", self.kind, KINDS)
+        if not self.adequate and self.reproduced != "not at this scale":
+            raise ValueError(f"reproduced={self.reproduced!r} must be 'not at this scale' when adequate is False")
+
+
+def outcome_label(v: Verdict, icons: dict[str, str] | None = None) -> str:
+    """What the 'reproduced' column shows: the outcome for a claim; for a check, its kind and 'holds'/'fails'."""
+    if v.kind != "claim":
+        return f"{v.kind}, not evidence: {'holds' if v.reproduced == 'yes' else 'fails'}"
+    return (icons or {}).get(v.reproduced, v.reproduced)
 
 
 def outcome(holds: bool, partly: bool = False) -> str:
@@ -40,10 +64,12 @@ def verdict_table(profile: str, verdicts: list[Verdict]) -> str:
     """The chapter's verdict table in markdown."""
     if not verdicts:
         raise ValueError("verdicts must hold at least one Verdict")
-    icon = {"yes": "✅ yes", "partly": "🟡 partly", "no": "❌ no"}
-    rows = "\n".join(f"| {cell(v.claim)} | {cell(v.paper)} | {icon[v.reproduced]} | {cell(v.evidence)} |"
-                     for v in verdicts)
-    return f"**Verdicts at profile `{profile}`**\n\n| claim | paper | reproduced | evidence |\n|---|---|---|---|\n{rows}"
+    icon = {"yes": "✅ yes", "partly": "🟡 partly", "no": "❌ no", "not at this scale": "⚪ not at this scale"}
+    seeds = lambda v: f" (seeds {', '.join(map(str, v.seeds))})" if v.seeds else ""
+    rows = "\n".join(f"| {cell(v.claim)} | {cell(v.paper)} | {cell(outcome_label(v, icon))} | "
+                     f"{cell(v.evidence)}{cell(seeds(v))} | {cell(v.criterion or '—')} |" for v in verdicts)
+    return (f"**Verdicts at profile `{profile}`** (criteria registered in `bnutils.claims`: see the book's claims page)"
+            f"\n\n| claim | paper | reproduced | evidence | criterion |\n|---|---|---|---|---|\n{rows}")
 
 
 def show_verdicts(chapter: str, profile: str, verdicts: list[Verdict]) -> None:
@@ -52,3 +78,68 @@ def show_verdicts(chapter: str, profile: str, verdicts: list[Verdict]) -> None:
 
     display(Markdown(verdict_table(profile, verdicts)))
     display({MIME: {"chapter": chapter, "profile": profile, "verdicts": [asdict(v) for v in verdicts]}}, raw=True)
+
+
+# -- generated prose and tables: pure text formatting of numbers a chapter computed ------------------------------
+
+def span(values: Sequence[float], fmt: str | None = None) -> str:
+    """A range of numbers for generated prose: 'lo-hi' ('3.4-5.5'), or one number when both ends print the same.
+
+    Each end is formatted with `fmt` (a format spec such as '.2f'); None gives two significant digits without an
+    exponent (0, 0.024, 0.82, 5.5, 230). Non-finite values are ignored; 'n/a' when none is left. A negative lower
+    end is joined with ' to ' ('-0.78 to 0.30') so that the minus sign is not read as the range.
+    """
+    v = [x for x in (float(x) for x in values) if math.isfinite(x)]
+    if not v:
+        return "n/a"
+
+    def num(x: float) -> str:
+        if fmt is not None:
+            return format(x, fmt)
+        digits = 1 - math.floor(math.log10(abs(x))) if x != 0 else 0
+        return f"{x:.{max(0, digits)}f}"
+
+    lo, hi = num(min(v)), num(max(v))
+    return lo if lo == hi else f"{lo} to {hi}" if min(v) < 0 else f"{lo}-{hi}"
+
+
+def ratio_groups(rows: Sequence[dict[str, Any]], key: str = "l2_ratio", *,
+                 band: tuple[float, float] = (0.8, 1.25)) -> str:
+    """Generated prose for BN / standard ratios over rows of a chapter's table (dicts with 'layer', 'lr' and `key`).
+
+    The rows are grouped into 'larger' (ratio above `band`), 'similar' (within it) and 'smaller' (below it); each
+    group is given with where it holds and its range, e.g. 'larger at #5 (lr 0.1) and #10 (lr 0.1): 3.4-5.5x;
+    similar (0.8-1.25x) at #10 (lr 0.01): 0.82x', or 'in all 4 rows' / 'in both rows' when one group holds them all.
+    Rows whose ratio is not finite are left out; 'n/a' when none is left.
+    """
+    lo, hi = band
+    if not 0 < lo <= 1 <= hi:
+        raise ValueError(f"band={band!r} must be (lo, hi) with 0 < lo <= 1 <= hi")
+    rows = [r for r in rows if math.isfinite(r[key])]
+    groups = {"larger": [r for r in rows if r[key] > hi],
+              f"similar ({lo:g}-{hi:g}x)": [r for r in rows if lo <= r[key] <= hi],
+              "smaller": [r for r in rows if r[key] < lo]}
+    out = []
+    for name, g in groups.items():
+        if not g:
+            continue
+        names = [f"#{r['layer']} (lr {r['lr']:g})" for r in g]
+        where = ("in both rows" if len(rows) == 2 else f"in all {len(rows)} rows") if len(g) == len(rows) > 1 else \
+            "at " + (" and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0])
+        out.append(f"{name} {where}: {span([r[key] for r in g])}x")
+    return "; ".join(out) or "n/a"
+
+
+def scan_table(scan: dict[str, Any]) -> str:
+    """A Markdown table of a learning-rate scan (`bnutils.experiments.ics.lr_scan`): per lr and network, the final
+    smoothed training loss with the test accuracy in brackets ('diverged' for a diverged run), and whether each
+    network trains."""
+    lrs = scan["lrs"]
+    entry = lambda d, i: "diverged" if d["diverged"][i] else f"{d['final_loss'][i]:.2f} ({100 * d['test_acc'][i]:.0f} %)"
+    rows = [f"| {name}: final loss (test acc.) | " + " | ".join(entry(scan[norm], i) for i in range(len(lrs))) + " |"
+            for norm, name in (("none", "standard"), ("batchnorm", "BN"))]
+    yes = lambda t: "yes" if t else "no"
+    rows.append("| trains? (standard / BN) | " + " | ".join(
+        f"{yes(a)} / {yes(b)}" for a, b in zip(scan["none"]["trains"], scan["batchnorm"]["trains"])) + " |")
+    return ("| lr | " + " | ".join(f"{lr:g}" for lr in lrs) + " |\n|---|" + "---|" * len(lrs) + "\n"
+            + "\n".join(rows))

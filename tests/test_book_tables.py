@@ -34,3 +34,64 @@ def test_verdict_table_escapes_pipes_and_lists_every_verdict(tmp_path):
 
 def test_empty_book_says_so(tmp_path):
     assert "No chapter" in V.table(V.collect(tmp_path))
+
+
+def test_verdict_table_shows_not_at_this_scale_and_checks_honestly(tmp_path):
+    vs = [{"claim": "smoother", "paper": "P", "reproduced": "not at this scale", "evidence": "3 probed steps",
+           "claim_id": "ch4.vgg_smoother", "kind": "claim", "adequate": False},
+          {"claim": "identity", "paper": "P", "reproduced": "yes", "evidence": "1e-12", "kind": "derivation check"}]
+    nb = {"cells": [{"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {V.MIME: {
+        "chapter": "9. Test", "profile": "ci", "verdicts": vs}}}]}], "metadata": {}}
+    (tmp_path / "09_test.ipynb").write_text(json.dumps(nb))
+    rows = [r for r in V.table(V.collect(tmp_path)).splitlines() if r.startswith("| [9. Test]")]
+    assert "*not at this scale*" in rows[0] and "`ch4.vgg_smoother`" in rows[0]
+    assert "derivation check, not evidence: holds" in rows[1] and "**yes**" not in rows[1]
+
+
+def test_claims_page_lists_every_registered_claim_with_its_criterion():
+    from bnutils import claims
+
+    text = V.claims_page(ROOT)
+    for c in claims.CLAIMS.values():
+        assert f"`{c.id}`" in text and c.criterion in text
+    assert "**not at this scale**" in text
+
+
+def _chapter(tmp_path, name: str, verdicts: list[dict], markdown: str = "# 9. Test\n", seconds: float = 60.0):
+    nb = {"cells": [{"cell_type": "markdown", "source": markdown},
+                    {"cell_type": "code", "outputs": [{"output_type": "display_data", "data": {V.MIME: {
+                        "chapter": "9. Test", "profile": "cpu", "verdicts": verdicts}}}]}],
+          "metadata": {"bnbook": {"profile": "cpu", "seconds": seconds}}}
+    (tmp_path / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+def test_closing_chapter_weighs_each_explanation_from_the_verdicts(tmp_path):
+    import closing
+
+    v = lambda cid, r: {"claim": cid, "paper": "P", "reproduced": r, "evidence": "", "claim_id": cid}
+    _chapter(tmp_path, "09_test", [v("ch2.ics_equal_step", "yes"), v("ch1.fig1_steadier", "no"),
+                                   v("ch5.gain_from_large_lr", "not at this scale")])
+    text = closing.explanation_table("ics", closing.verdicts_by_id(tmp_path))
+    assert "2 speak against it" in text and "0 support this explanation" in text  # a yes against, a no for
+    _chapter(tmp_path, "09_test", [v("ch2.ics_equal_step", "no"), v("ch1.fig1_steadier", "yes")])
+    text = closing.explanation_table("ics", closing.verdicts_by_id(tmp_path))
+    assert "2 support this explanation" in text  # the weighing follows the verdicts
+    assert "could not be decided" in closing.explanation_table("large_lr", closing.verdicts_by_id(tmp_path))
+
+
+def test_every_claim_the_closing_chapter_names_is_registered():
+    import closing
+    from bnutils.claims import CLAIMS
+
+    ids = set(CLAIMS)
+    named = {cid for _, claims in closing.EXPLANATIONS.values() for cid, _ in claims}
+    assert named <= ids, f"not in the registry: {sorted(named - ids)}"
+
+
+def test_course_table_counts_reading_time_and_exercises_by_kind(tmp_path):
+    import course
+
+    md = "# 9. Test\n" + "word " * 400 + "\n### Exercise 1 (pen and paper)\n### Exercise 2 (compute)\n### Exercise 3 (compute)\n"
+    _chapter(tmp_path, "09_test", [], markdown=md, seconds=90.0)
+    row = [r for r in course.table(tmp_path).splitlines() if r.startswith("| [9. Test]")][0]
+    assert "| 2 min |" in row and "1.5 min at `cpu`" in row and "| 1 / 2 / 3 |" in row

@@ -12,7 +12,7 @@ def test_pipes_in_text_do_not_split_cells():
     rows = [r for r in verdict_table("ci", vs).splitlines() if r.startswith("| ") and "---" not in r][1:]
     assert len(rows) == 2
     for row in rows:
-        assert len(re.split(r"(?<!\\)\|", row)) == 6  # 4 cells between the outer pipes
+        assert len(re.split(r"(?<!\\)\|", row)) == 7  # 5 cells between the outer pipes (criterion added)
     assert "\\|excess kurtosis\\|" in rows[0]
 
 
@@ -21,3 +21,13 @@ def test_needs_verdicts_and_valid_outcomes():
         verdict_table("ci", [])
     with pytest.raises(ValueError, match="reproduced"):
         Verdict("c", "p", "maybe", "e")
+    with pytest.raises(ValueError, match="kind"):
+        Verdict("c", "p", "yes", "e", kind="vibes")
+
+
+def test_not_at_this_scale_and_checks_are_shown_as_such():
+    vs = [Verdict("c", "p", "not at this scale", "too few probes", adequate=False, claim_id="ch4.x", criterion="k of n"),
+          Verdict("identity", "p", "yes", "equal to 1e-12", kind="derivation check", seeds=[0])]
+    text = verdict_table("ci", vs)
+    assert "not at this scale" in text and "derivation check, not evidence: holds" in text
+    assert "(seeds 0)" in text and "k of n" in text
