@@ -133,3 +133,50 @@ def percentile_drift(percentiles: Sequence[Sequence[float]], skip: int = 1) -> f
     if len(q) < 2:
         raise ValueError("percentiles must hold at least two records after skipping")
     return float(np.mean(q.max(0) - q.min(0)))
+
+
+# -- the chapter's settings at each profile, and the work they imply ------------------------------------------
+# notebooks/01_bn_basics.ipynb reads SCALES[P.name] (a notebook parameter, when given, overrides);
+# bench/estimate.py estimates the chapter's gpu runtime from workload(SCALES["gpu"], PROFILES["gpu"]).
+#   convnet_steps   SGD steps of the VGG-11 + BN (batch 128) behind the train/eval-mode experiments
+#   fig1_steps      steps of each Ioffe & Szegedy Fig 1 MLP run (gpu: 50,000, as in the paper)
+#   spread_batches  mini-batches per batch size in batch_mean_spread
+#   fig1_n_train    training images of the Fig 1 runs (None: the profile's n_train)
+SCALES = {
+    "ci": dict(convnet_steps=150, fig1_steps=600, spread_batches=40, fig1_n_train=10000),
+    "cpu": dict(convnet_steps=1500, fig1_steps=5000, spread_batches=100, fig1_n_train=None),
+    "gpu": dict(convnet_steps=5000, fig1_steps=50000, spread_batches=200, fig1_n_train=None),
+}
+
+
+def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] = (0.1, 0.5),
+             batch_sizes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256)) -> list[dict[str, Any]]:
+    """What the chapter runs at `scale` on `profile` (a bnutils.profiles.Profile), one dict per kind of work:
+    model ('vgg11/batchnorm'), mode ('train': bnutils.train steps, 'grad': forward + backward, 'forward', 'eval':
+    bnutils.train.evaluate on `batch` images), batch, passes and optionally amp, device, width, launches (op sequences
+    launched when not one per pass). The keyword defaults are the notebook's parameters."""
+    import inspect
+
+    n_img = inspect.signature(train_mode_accuracy).parameters["n_images"].default
+    mlp_batch = inspect.signature(ioffe_fig1).parameters["batch_size"].default
+    steps, fig1_steps, n_spread = scale["convnet_steps"], scale["fig1_steps"], scale["spread_batches"]
+    n_test, fig1_runs = profile.n_test or 10_000, len(fig1_lrs) * 2 * 2  # lrs x (none, batchnorm) x 2 seeds
+    vgg = dict(model="vgg11/batchnorm", width=profile.vgg_width, device=profile.device)
+    mlp = dict(model="mlp/batchnorm", device=profile.device)  # ioffe_fig1 trains without amp
+    return [
+        dict(what=f"VGG-11 + BN, {steps} steps", mode="train", batch=128, passes=steps, amp=profile.amp, **vgg),
+        dict(what="its test evaluation (eval_every=steps)", mode="eval", batch=n_test, passes=1, **vgg),
+        dict(what=f"train-mode accuracy: {len(batch_sizes)} batch sizes x {n_img} images", mode="forward", batch=1,
+             passes=sum(n_img // b * b for b in batch_sizes), launches=sum(n_img // b for b in batch_sizes), **vgg),
+        dict(what="evaluation of the copy with lost / recalibrated statistics", mode="eval", batch=n_test, passes=2,
+             **vgg),
+        dict(what="recalibration (20 batches) and folding check (2 x 500 images)", mode="forward", batch=1,
+             passes=20 * 128 + 2 * 500, launches=22, **vgg),
+        dict(what=f"batch-mean spread: {len(batch_sizes)} x (test set + {n_spread} batches)", mode="forward", batch=1,
+             passes=len(batch_sizes) * n_test + n_spread * sum(batch_sizes),
+             launches=len(batch_sizes) * (1 + n_spread), **vgg),
+        dict(what=f"Fig 1 MLP: {fig1_runs} runs x {fig1_steps} steps, batch {mlp_batch}", mode="train",
+             batch=mlp_batch, passes=fig1_runs * fig1_steps, **mlp),
+        dict(what=f"Fig 1 evaluations ({fig1_steps // max(50, fig1_steps // 20)} per run)", mode="eval", batch=n_test,
+             passes=fig1_runs * (fig1_steps // max(50, fig1_steps // 20)), **mlp),
+    ]

@@ -65,14 +65,14 @@ def _batch(data: Dataset, index: int, batch_size: int) -> tuple[torch.Tensor, to
 
 @cached_run("divergence")
 def sweep_run(norm: str, lr: float, *, seed: int, depth: int, width: float, steps: int, batch_size: int,
-              n_train: int | None, n_test: int | None, eval_every: int, device: str = "cpu",
+              n_train: int | None, n_test: int | None, eval_every: int, device: str = "cpu", amp: bool = False,
               progress: bool | None = False, cache: bool = True) -> dict[str, Any]:
     """One run of the sweep (Bjorck's recipe: SGD, momentum 0.9, weight decay 5e-4, lr x0.1 halfway,
-    augmentation) on the chapter's fixed CIFAR-10 subset; amp on CUDA."""
+    augmentation) on the chapter's fixed CIFAR-10 subset; `amp`: mixed precision (see bnutils.train)."""
     data = _cifar(n_train, n_test, device)
     model = _net(norm, depth, width, seed, device)
     run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=0.9, weight_decay=5e-4,
-                lr_drop=(0.5, 0.1), augment=True, eval_every=eval_every, seed=seed, amp=device == "cuda",
+                lr_drop=(0.5, 0.1), augment=True, eval_every=eval_every, seed=seed, amp=amp,
                 progress=progress)
     return {"experiment": "lr_sweep", "norm": norm, "lr": lr, "seed": seed, "depth": depth, "width": width,
             "steps": steps, "batch_size": batch_size, "n_train": n_train, "n_test": n_test,
@@ -83,8 +83,8 @@ def sweep_run(norm: str, lr: float, *, seed: int, depth: int, width: float, step
 
 def lr_sweep(lrs: Sequence[float], *, norms: Sequence[str] = NORMS, seeds: Sequence[int] = (0,), depth: int = 8,
              width: float = 0.25, steps: int = 200, batch_size: int = 128, n_train: int | None = 10000,
-             n_test: int | None = 2000, n_evals: int = 4, device: str = "cpu", cache: bool = True,
-             executor: Any = "auto") -> list[dict[str, Any]]:
+             n_test: int | None = 2000, n_evals: int = 4, device: str = "cpu", amp: bool = False,
+             cache: bool = True, executor: Any = "auto") -> list[dict[str, Any]]:
     """Train a CIFAR ResNet with and without BN at every learning rate and seed (Bjorck's recipe: SGD, momentum
     0.9, weight decay 5e-4, lr x0.1 halfway, augmentation). Each run is cached (an interrupted sweep resumes)
     and the missing ones fan out to `executor` (see bnutils.parallel.sweep)."""
@@ -99,21 +99,22 @@ def lr_sweep(lrs: Sequence[float], *, norms: Sequence[str] = NORMS, seeds: Seque
     if n_evals > steps:
         raise ValueError(f"n_evals={n_evals} must be <= steps={steps}")
     calls = [dict(norm=n, lr=float(lr), seed=s, depth=depth, width=width, steps=steps, batch_size=batch_size,
-                  n_train=n_train, n_test=n_test, eval_every=steps // n_evals, device=device, cache=cache)
+                  n_train=n_train, n_test=n_test, eval_every=steps // n_evals, device=device, amp=amp, cache=cache)
              for n in norms for lr in lrs for s in seeds]
     return sweep(sweep_run, calls, executor=executor if cache else "serial")
 
 
 def train_live(lr: float, *, steps: int = 150, depth: int = 8, width: float = 0.25, seed: int = 0,
-               n_train: int | None = 10000, n_test: int | None = 2000, device: str = "cpu") -> list[dict[str, Any]]:
+               n_train: int | None = 10000, n_test: int | None = 2000, device: str = "cpu",
+               amp: bool = False) -> list[dict[str, Any]]:
     """One BN and one no-BN run at any lr, the sweep's recipe, for the live control (no cache, progress bar)."""
     validate.positive("lr", lr)
     for n in NORMS:
         _check_net(n, depth, width, device)
     validate.integer("steps", steps, minimum=4)
     return [sweep_run(n, float(lr), seed=seed, depth=depth, width=width, steps=steps, batch_size=128,
-                      n_train=n_train, n_test=n_test, eval_every=steps // 4, device=device, progress=None,
-                      cache=False) for n in NORMS]
+                      n_train=n_train, n_test=n_test, eval_every=steps // 4, device=device, amp=amp,
+                      progress=None, cache=False) for n in NORMS]
 
 
 def summarize_sweep(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -150,20 +151,10 @@ def _loss_at(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
         return float(F.cross_entropy(out, y))
 
 
-@cached_run("divergence")
-def relative_loss(norm: str, step_sizes: Sequence[float], *, n_batches: int = 7, depth: int = 20,
-                  width: float = 0.25, batch_size: int = 128, seed: int = 0, n_train: int | None = 10000,
-                  device: str = "cpu", cache: bool = True) -> dict[str, Any]:
-    """Loss after one SGD step of size a divided by the loss before, on the same batch, at initialisation
-    (BN in training mode, as during training): ratio[batch][a]. Non-finite losses count as infinite."""
-    _check_net(norm, depth, width, device)
-    for a in validate.nonempty("step_sizes", step_sizes):
-        validate.positive("step_sizes", a)
-    validate.integer("n_batches", n_batches)
-    validate.integer("batch_size", batch_size, minimum=2)
-    validate.integer("seed", seed, minimum=0)
-    data = _cifar(n_train, device=device)
-    model = _net(norm, depth, width, seed, device)
+def one_step_ratios(model: nn.Module, data: Dataset, step_sizes: Sequence[float], n_batches: int,
+                    batch_size: int) -> list[list[float]]:
+    """ratio[batch][a]: the loss after one SGD step of size a over the loss before, on the same mini-batch (the
+    first n_batches of the fixed training order), from the model's current weights; non-finite counts as inf."""
     params = {k: p.detach() for k, p in model.named_parameters()}
     it = batches(data.train, batch_size, seed=0)
     ratios = []
@@ -179,6 +170,24 @@ def relative_loss(norm: str, step_sizes: Sequence[float], *, n_batches: int = 7,
             after = _loss_at(model, {k: params[k] - a * grads[k] for k in params}, x, y)
             row.append(after / before if math.isfinite(after) else math.inf)
         ratios.append(row)
+    return ratios
+
+
+@cached_run("divergence")
+def relative_loss(norm: str, step_sizes: Sequence[float], *, n_batches: int = 7, depth: int = 20,
+                  width: float = 0.25, batch_size: int = 128, seed: int = 0, n_train: int | None = 10000,
+                  device: str = "cpu", cache: bool = True) -> dict[str, Any]:
+    """Loss after one SGD step of size a divided by the loss before, on the same batch, at initialisation
+    (BN in training mode, as during training): ratio[batch][a]. Non-finite losses count as infinite."""
+    _check_net(norm, depth, width, device)
+    for a in validate.nonempty("step_sizes", step_sizes):
+        validate.positive("step_sizes", a)
+    validate.integer("n_batches", n_batches)
+    validate.integer("batch_size", batch_size, minimum=2)
+    validate.integer("seed", seed, minimum=0)
+    data = _cifar(n_train, device=device)
+    model = _net(norm, depth, width, seed, device)
+    ratios = one_step_ratios(model, data, step_sizes, n_batches, batch_size)
     return {"experiment": "relative_loss", "norm": norm, "step_sizes": [float(a) for a in step_sizes],
             "n_batches": n_batches, "depth": depth, "width": width, "batch_size": batch_size, "seed": seed,
             "n_train": n_train, "ratio": ratios}
@@ -264,7 +273,7 @@ def diverging_update(norm: str, lr: float, *, depth: int = 56, width: float = 0.
     grads = {k: p.grad.detach().clone() for k, p in model.named_parameters()}
     blocks = [block_index(L, depth) for L in layers]
     fractions = np.linspace(0, 1, n_fractions)
-    out = {"norm": norm, "lr": lr, "fractions": fractions.tolist(), "layers": list(layers),
+    out = {"norm": norm, "lr": lr, "depth": depth, "fractions": fractions.tolist(), "layers": list(layers),
            "blocks": blocks, "mean": {str(L): [] for L in layers}, "var": {str(L): [] for L in layers}}
     for t in fractions:
         with torch.no_grad():
@@ -376,3 +385,65 @@ def noise_slope(result: dict[str, Any]) -> float:
     m = np.log([np.mean(v) for v in result["sq_dev"]])
     return float(np.polyfit(b, m, 1)[0])
 
+
+
+# -- the chapter's settings at each profile, and the work they imply ------------------------------------------
+# notebooks/05_learning_rate.ipynb reads SCALES[P.name] (a notebook parameter, when given, overrides);
+# bench/estimate.py estimates the chapter's gpu runtime from workload(SCALES["gpu"], PROFILES["gpu"]).
+#   lrs, steps, n_seeds, n_evals   the learning-rate sweep: grid, SGD steps per run (the paper: 16,000), seeds per
+#                                  lr, test evaluations per run
+#   sweep_depth, width             ResNet depth (6n + 2) of the sweep; width of every ResNet of the chapter
+#   probe_depth, deep_depth        depth of the analyses at initialisation; of the activations-vs-depth analysis
+#   n_step_sizes                   step sizes of the relative-loss curves (log-spaced, 1e-5 to 1)
+#   n_fractions                    points along the diverging update
+#   noise_pool, noise_repeats      SGD noise: the pool the full gradient is taken over, draws per batch size
+#   exercise_depths                the depths of exercise 1
+SCALES = {
+    "ci": dict(lrs=[1e-4, 0.1, 1.0], steps=12, n_seeds=1, n_evals=1, sweep_depth=14, width=0.25, probe_depth=20,
+               deep_depth=56, n_step_sizes=6, n_fractions=5, noise_pool=1024, noise_repeats=4,
+               exercise_depths=[8, 14]),
+    "cpu": dict(lrs=[1e-4, 1e-3, 3e-3, 1e-2, 0.1, 1.0], steps=100, n_seeds=2, n_evals=2, sweep_depth=14, width=0.25,
+                probe_depth=56, deep_depth=110, n_step_sizes=11, n_fractions=11, noise_pool=2048, noise_repeats=8,
+                exercise_depths=[8, 14, 20, 32]),
+    "gpu": dict(lrs=[1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0], steps=2000, n_seeds=2, n_evals=8, sweep_depth=110,
+                width=1.0, probe_depth=110, deep_depth=110, n_step_sizes=11, n_fractions=11, noise_pool=2048,
+                noise_repeats=16, exercise_depths=[8, 20, 56, 110]),
+}
+
+
+def workload(scale: dict[str, Any], profile: Any, *, batches: Sequence[int] = (16, 32, 64, 128, 256)
+             ) -> list[dict[str, Any]]:
+    """What the chapter runs at `scale` on `profile` (a bnutils.profiles.Profile), one dict per kind of work (the
+    fields are described in bnutils.experiments.basics.workload): the sweep (AMP, with augmentation), the analyses
+    at initialisation (7 mini-batches of relative loss, 4 of channel statistics, 5 initialisations of the
+    final-layer gradient, one diverging update, the SGD noise over `batches`, the notebook's sizes) and exercise 1."""
+    steps, n_step_sizes, n_frac, pool = scale["steps"], scale["n_step_sizes"], scale["n_fractions"], scale["noise_pool"]
+    runs, deep = len(scale["lrs"]) * scale["n_seeds"], scale["deep_depth"]
+    at = dict(width=scale["width"], device=profile.device, batch=128)
+    items = []
+    for norm in NORMS:
+        r, p, d = (f"resnet{scale[k]}/{norm}" for k in ("sweep_depth", "probe_depth", "deep_depth"))
+        items += [
+            dict(what=f"ResNet-{scale['sweep_depth']} {norm}: {runs} runs x {steps} steps, augmentation", model=r,
+                 mode="train", passes=runs * steps, amp=profile.amp, augment=True, **at),
+            dict(what=f"... {scale['n_evals']} test evaluations per run", model=r, mode="eval",
+                 passes=runs * scale["n_evals"], **{**at, "batch": profile.n_test or 10_000}),
+            dict(what="relative loss: 7 gradients", model=p, mode="grad", passes=7, **at),
+            dict(what=f"... 7 x {n_step_sizes} stepped losses", model=p, mode="forward", passes=7 * n_step_sizes, **at),
+            dict(what="channel statistics vs depth (4 batches; float64 statistics of every block)", model=d,
+                 mode="forward", passes=4, ops=6 * (1 + (deep - 2) // 2), **at),
+            dict(what="final-layer gradient (5 initialisations)", model=d, mode="forward", passes=5, **at),
+            dict(what=f"diverging update: 1 gradient + {n_frac} forward passes", model=p, mode="grad", passes=1, **at),
+            dict(what="...", model=p, mode="forward", passes=n_frac, **at),
+            dict(what=f"SGD noise: pool gradient ({pool // 256} x 256)", model=r, mode="grad", passes=pool // 256,
+                 **{**at, "batch": 256}),
+            dict(what=f"... {scale['noise_repeats']} draws x batches {list(batches)}", model=r, mode="grad",
+                 passes=scale["noise_repeats"] * sum(batches), launches=scale["noise_repeats"] * len(batches),
+                 **{**at, "batch": 1}),
+        ]
+    for depth in scale["exercise_depths"]:  # exercise 1: no-BN ResNets of several depths, one mini-batch
+        net = dict(model=f"resnet{depth}/none", **at)
+        items += [dict(what=f"exercise 1, ResNet-{depth}: 1 gradient + {n_step_sizes} losses", mode="grad", passes=1,
+                       **net),
+                  dict(what="...", mode="forward", passes=n_step_sizes, **net)]
+    return items

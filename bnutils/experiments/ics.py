@@ -312,3 +312,68 @@ def drift(run: dict[str, Any], layer: str) -> float:
     spread = q[:, 2] - q[:, 0]
     d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
     return float(np.mean(d))
+
+
+# -- the chapter's settings at each profile, and the work they imply ------------------------------------------
+# notebooks/02_internal_covariate_shift.ipynb reads SCALES[P.name] (a notebook parameter, when given, overrides);
+# bench/estimate.py estimates the chapter's gpu runtime from workload(SCALES["gpu"], PROFILES["gpu"]).
+#   vgg_steps, dln_steps            SGD steps per VGG-16 run / full-batch steps per DLN run (the paper's DLN: 10,000)
+#   n_seeds                         seeds per ICS configuration
+#   vgg_ics_every                   VGG: measure ICS every this many steps
+#   dln_ics_count                   DLN: about this many ICS measurements per run
+#   scan_steps, scan_lrs            the learning-rate probe (lr_scan): steps per run, its grid (besides the pair)
+#   cost_layers                     VGG layers of the ICS cost table (None: all)
+#   cost_vgg_steps, cost_dln_steps  steps of ics_cost
+SCALES = {
+    "ci": dict(vgg_steps=20, dln_steps=60, n_seeds=1, vgg_ics_every=10, dln_ics_count=6, scan_steps=5,
+               scan_lrs=[], cost_layers=[5, 10], cost_vgg_steps=2, cost_dln_steps=3),
+    "cpu": dict(vgg_steps=300, dln_steps=800, n_seeds=2, vgg_ics_every=25, dln_ics_count=25, scan_steps=200,
+                scan_lrs=[0.02, 0.05, 0.1, 0.2, 0.5], cost_layers=None, cost_vgg_steps=3, cost_dln_steps=10),
+    "gpu": dict(vgg_steps=3000, dln_steps=4000, n_seeds=2, vgg_ics_every=100, dln_ics_count=50, scan_steps=200,
+                scan_lrs=[0.02, 0.05, 0.1, 0.2, 0.5], cost_layers=None, cost_vgg_steps=5, cost_dln_steps=10),
+}
+
+
+def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] = (0.1, 0.5),
+             vgg_ics_lrs: Sequence[float] = (0.1, 0.01), dln_lrs: Sequence[float] = (1e-6, 1e-7),
+             vgg_layers: Sequence[int] = (3, 5, 10, 11), dln_layers: Sequence[int] = (5, 9, 17, 21)
+             ) -> list[dict[str, Any]]:
+    """What the chapter runs at `scale` on `profile` (a bnutils.profiles.Profile), one dict per kind of work (the
+    fields are described in bnutils.experiments.basics.workload). The keyword defaults are the notebook's fixed
+    values: the learning-rate pairs and the monitored layers. DLN runs and ics_cost('dln') stay on the CPU."""
+    vgg_steps, dln_steps, n_seeds = scale["vgg_steps"], scale["dln_steps"], scale["n_seeds"]
+    dln_every = max(1, dln_steps // scale["dln_ics_count"])
+    cost_vgg, cost_dln = scale["cost_vgg_steps"], scale["cost_dln_steps"]
+    scan_runs = len(NORMS) * len({*scale["scan_lrs"], *fig1_lrs})
+    # distinct cached runs: Fig 1's pair with the first seed, Fig 3's pair with every seed (shared runs counted once)
+    vgg_runs = len({(n, lr, 0) for n in NORMS for lr in fig1_lrs}
+                   | {(n, lr, s) for n in NORMS for lr in vgg_ics_lrs for s in range(n_seeds)})
+    dln_runs = len(dln_lrs) * len(NORMS) * n_seeds
+    vgg_meas = vgg_runs * math.ceil(vgg_steps / scale["vgg_ics_every"])
+    dln_meas = dln_runs * math.ceil(dln_steps / dln_every)
+    k_vgg, k_dln = len(vgg_layers), len(dln_layers)
+    n_cost = len(scale["cost_layers"] or range(14))  # VGG-16: 13 convs and the classifier
+    vgg = dict(model="vgg16/batchnorm", width=profile.vgg_width, device=profile.device)
+    dln = dict(model="dln/batchnorm", batch=1000, device="cpu")
+    return [
+        dict(what=f"VGG-16: {vgg_runs} runs x {vgg_steps} steps", mode="train", batch=128,
+             passes=vgg_runs * vgg_steps, amp=profile.amp, **vgg),
+        dict(what=f"learning-rate probe: {scan_runs} runs x {scale['scan_steps']} steps", mode="train", batch=128,
+             passes=scan_runs * scale["scan_steps"], amp=profile.amp, **vgg),
+        dict(what=f"ICS 'prefix', {k_vgg} layers: {vgg_meas} measurements x <= {k_vgg + 1} passes", mode="grad",
+             batch=128, passes=vgg_meas * (k_vgg + 1), **vgg),  # ICS stays float32
+        dict(what="VGG test evaluations (5 per run)", mode="eval", batch=profile.n_test or 10_000,
+             passes=vgg_runs * 5, **vgg),
+        dict(what=f"ICS cost table, VGG: 4 x {cost_vgg} steps", mode="train", batch=128, passes=4 * cost_vgg, **vgg),
+        dict(what=f"... ICS of {n_cost} layers, loop ({2 * n_cost}) + vmap ({n_cost + 1}) + prefix (<= {n_cost + 1}) "
+             "passes", mode="grad", batch=128, passes=cost_vgg * (2 * n_cost + 2 * (n_cost + 1)),
+             launches=cost_vgg * (2 * n_cost + 1 + n_cost + 1), **vgg),
+        dict(what=f"DLN: {dln_runs} runs x {dln_steps} full-batch steps", mode="train", passes=dln_runs * dln_steps,
+             **dln),
+        dict(what=f"ICS 'vmap', {k_dln} layers: {dln_meas} measurements", mode="grad", passes=dln_meas * (k_dln + 1),
+             launches=dln_meas, **dln),
+        dict(what="DLN evaluations (10 per run)", mode="eval", passes=dln_runs * 10, **dln),
+        dict(what=f"ICS cost table, DLN: 4 x {cost_dln} steps", mode="train", passes=4 * cost_dln, **dln),
+        dict(what="... ICS of all 25 layers, loop (50) + vmap (26) + prefix (26) passes", mode="grad",
+             passes=cost_dln * (50 + 26 + 26), launches=cost_dln * (50 + 1 + 26), **dln),
+    ]

@@ -197,3 +197,62 @@ def activation_stats(run: dict[str, Any], layer: str) -> dict[str, float]:
     drift = np.abs(np.diff(means, axis=0)).mean(1) / np.maximum(std, 1e-12)
     return {"kurtosis": float(np.mean(z ** 4) - 3), "kurtosis_se": float(np.sqrt(24 / max(len(s), 1))),
             "drift": float(np.median(drift)) if len(drift) else float("nan")}
+
+
+# -- the chapter's settings at each profile, and the work they imply ------------------------------------------
+# notebooks/04_landscape.ipynb reads SCALES[P.name] (a notebook parameter, when given, overrides);
+# bench/estimate.py estimates the chapter's gpu runtime from workload(SCALES["gpu"], PROFILES["gpu"]).
+#   n_seeds                          seeds for standard vs BN (the l_p runs use one)
+#   vgg_steps, vgg_batch_size        the VGG-16 runs
+#   vgg_probe_count                  probe the VGG landscape about this many times per run
+#   dln_steps, dln_probe_count       the same for the deep linear network (full batch)
+#   theorem_cases                    random cases of the Theorem 4.1 check
+#   slider_lrs, slider_steps         the DLN runs behind the learning-rate slider
+#   exercise_steps                   the DLN runs of the exercise at 3x the lr
+SCALES = {
+    "ci": dict(n_seeds=1, vgg_steps=30, vgg_batch_size=64, vgg_probe_count=2, dln_steps=60, dln_probe_count=3,
+               theorem_cases=60, slider_lrs=[1e-6, 3e-6], slider_steps=40, exercise_steps=40),
+    "cpu": dict(n_seeds=2, vgg_steps=160, vgg_batch_size=128, vgg_probe_count=4, dln_steps=300, dln_probe_count=6,
+                theorem_cases=100, slider_lrs=[3e-7, 1e-6, 3e-6], slider_steps=200, exercise_steps=200),
+    "gpu": dict(n_seeds=2, vgg_steps=1500, vgg_batch_size=128, vgg_probe_count=20, dln_steps=2500, dln_probe_count=20,
+                theorem_cases=200, slider_lrs=[3e-7, 1e-6, 3e-6], slider_steps=1000, exercise_steps=1000),
+}
+
+
+def workload(scale: dict[str, Any], profile: Any, *, vgg_n_probes: int = 6, dln_n_probes: int = 8,
+             lp: Sequence[str] = ("l1", "l2", "linf")) -> list[dict[str, Any]]:
+    """What the chapter runs at `scale` on `profile` (a bnutils.profiles.Profile), one dict per kind of work (the
+    fields are described in bnutils.experiments.basics.workload): landscape runs, float32, with K probes (one
+    vmapped launch) per probed step, on the profile's device; the slider and exercise DLN runs on the CPU. The
+    keyword defaults are the notebook's. The Theorem 4.1 check (float64, under a second) is left out."""
+    import math
+
+    n_seeds, vgg_steps, batch, dln_steps = (scale[k] for k in ("n_seeds", "vgg_steps", "vgg_batch_size", "dln_steps"))
+    vgg_every = max(1, vgg_steps // scale["vgg_probe_count"])
+    dln_every = max(1, dln_steps // scale["dln_probe_count"])
+    items = []
+    for norm, n in {"none": n_seeds, "batchnorm": n_seeds, **{p: 1 for p in lp}}.items():
+        probed = n * math.ceil(vgg_steps / vgg_every)
+        net = dict(model=f"vgg16/{norm}", width=profile.vgg_width, device=profile.device)
+        items += [dict(what=f"VGG-16 {norm}: {n} run(s) x {vgg_steps} steps", mode="train", batch=batch,
+                       passes=n * vgg_steps, **net),
+                  dict(what=f"... probes: {probed} probed steps x {vgg_n_probes} passes", mode="grad", batch=batch,
+                       passes=probed * vgg_n_probes, launches=probed, **net),
+                  dict(what="... one test evaluation per run", mode="eval", batch=profile.n_test or 10_000, passes=n,
+                       **net)]
+    for norm in ["none", "batchnorm", *lp]:
+        probed = n_seeds * math.ceil(dln_steps / dln_every)
+        net = dict(model=f"dln/{norm}", batch=1000, device=profile.device)
+        items += [dict(what=f"DLN {norm}: {n_seeds} runs x {dln_steps} steps", mode="train",
+                       passes=n_seeds * dln_steps, **net),
+                  dict(what=f"... probes: {probed} probed steps x {dln_n_probes} passes", mode="grad",
+                       passes=probed * dln_n_probes, launches=probed, **net)]
+    lrs, w_steps, ex_steps = scale["slider_lrs"], scale["slider_steps"], scale["exercise_steps"]
+    for norm in ("none", "batchnorm"):  # the slider probes every steps // 5, the exercise every 20 steps, 8 probes
+        probed = len(lrs) * math.ceil(w_steps / max(1, w_steps // 5)) + math.ceil(ex_steps / 20)
+        net = dict(model=f"dln/{norm}", batch=1000, device="cpu")
+        items += [dict(what=f"DLN {norm}: slider ({len(lrs)} x {w_steps}) and exercise ({ex_steps}) steps",
+                       mode="train", passes=len(lrs) * w_steps + ex_steps, **net),
+                  dict(what=f"... probes: {probed} probed steps x 8 passes", mode="grad", passes=probed * 8,
+                       launches=probed, **net)]
+    return items

@@ -215,3 +215,41 @@ def instability(runs: Sequence[dict[str, Any]], relative: bool = False) -> dict[
 def _kinds(runs: Sequence[dict[str, Any]]) -> list[str]:
     """The network kinds present in `runs`, in first-seen order."""
     return list(dict.fromkeys(r["kind"] for r in runs))
+
+
+# -- the chapter's settings at each profile, and the work they imply ------------------------------------------
+# notebooks/03_noisy_bn.ipynb reads SCALES[P.name] (a notebook parameter, when given, overrides);
+# bench/estimate.py estimates the chapter's gpu runtime from workload(SCALES["gpu"], PROFILES["gpu"]).
+#   steps         SGD steps per run (batch 128)
+#   n_seeds       seeds per network
+#   noise_scales  noise strengths of the sweep, multiples of Santurkar's constants (0 and 1 are always added)
+SCALES = {
+    "ci": dict(steps=15, n_seeds=1, noise_scales=[0.0, 1.0]),
+    "cpu": dict(steps=150, n_seeds=2, noise_scales=[0.0, 1.0, 2.0]),
+    "gpu": dict(steps=3000, n_seeds=2, noise_scales=[0.0, 0.5, 1.0, 2.0]),
+}
+
+
+def workload(scale: dict[str, Any], profile: Any) -> list[dict[str, Any]]:
+    """What the chapter runs at `scale` on `profile` (a bnutils.profiles.Profile), one dict per kind of work (the
+    fields are described in bnutils.experiments.basics.workload): the four networks x seeds, the noise sweep and
+    the before-affine exercise, each recording moments every step (`record`: layers read back to the host per
+    step), with the clean / recalibrated / noise-on evaluations."""
+    import inspect
+
+    steps, n_seeds = scale["steps"], scale["n_seeds"]
+    recal = inspect.signature(train_network).parameters["recal_batches"].default
+    new = len(set(scale["noise_scales"]) - {0.0, 1.0})  # 0 and 1 are the main runs, read from the cache
+    runs = {"none": n_seeds, "batchnorm": n_seeds, "noisy": n_seeds + new + 1, "noise": n_seeds + new}
+    items = []
+    for kind, n in runs.items():
+        net = dict(model=f"vgg16/{kind}", width=profile.vgg_width, device=profile.device)
+        n_evals = 1 + (kind in ("batchnorm", "noisy")) + (kind in NOISY_KINDS)
+        items += [dict(what=f"VGG-16 {kind}: {n} runs x {steps} steps", mode="train", batch=128, passes=n * steps,
+                       amp=profile.amp, record=len(LAYERS), **net),
+                  dict(what=f"... {n_evals} test evaluation(s) per run", mode="eval", batch=profile.n_test or 10_000,
+                       passes=n * n_evals, **net)]
+        if kind in ("batchnorm", "noisy"):
+            items.append(dict(what=f"... recalibration ({recal} batches) per run", mode="forward", batch=128,
+                              passes=n * recal, **net))
+    return items
