@@ -173,8 +173,12 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, depth: int = 110, norm: str = "batchnorm", width: float = 1.0, num_classes: int = 10,
-                 init: str = "kaiming", **norm_kwargs):
+                 init: str = "kaiming", *, block: type[BasicBlock] | None = None, **norm_kwargs):
+        """`block`: the residual block class (BasicBlock when None; SkipInitResNet passes SkipInitBlock)."""
         super().__init__()
+        block = BasicBlock if block is None else block
+        if not (isinstance(block, type) and issubclass(block, BasicBlock)):
+            raise ValueError(f"block={block!r} must be BasicBlock or a subclass of it")
         validate.integer("depth", depth, minimum=8)
         if (depth - 2) % 6:
             raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
@@ -188,7 +192,7 @@ class ResNet(nn.Module):
         c_in = chans[0]
         for stage, c in enumerate(chans):
             for i in range(n):
-                layers.append(BasicBlock(c_in, c, 2 if stage > 0 and i == 0 else 1, norm, **norm_kwargs))
+                layers.append(block(c_in, c, 2 if stage > 0 and i == 0 else 1, norm, **norm_kwargs))
                 c_in = c
         self.layers = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, num_classes)
@@ -197,6 +201,127 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))
         return self.head(x.mean(dim=(2, 3)))
+
+
+class SkipInitBlock(BasicBlock):
+    """De & Smith (2020), "Batch Normalization Biases Residual Blocks Towards the Identity Function in Deep
+    Networks": SkipInit. The residual branch (conv-relu-conv, no normalization) is multiplied by a learnable
+    scalar `alpha` initialised at 0, so at initialisation every block is its shortcut: relu(alpha * f(x) + x)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "none", **norm_kwargs):
+        super().__init__(c_in, c_out, stride, norm, **norm_kwargs)
+        self.alpha = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.act(self.alpha * out + self.shortcut(x))
+
+
+class SkipInitResNet(ResNet):
+    """The CIFAR ResNet without normalization, with SkipInit's zero-initialised scalar on every residual branch
+    (De & Smith 2020). Everything else (depth 6n + 2, option-A shortcuts, conv biases, Kaiming init) as ResNet."""
+
+    def __init__(self, depth: int = 110, width: float = 1.0, num_classes: int = 10, init: str = "kaiming"):
+        super().__init__(depth, norm="none", width=width, num_classes=num_classes, init=init, block=SkipInitBlock)
+
+    @property
+    def branch_scales(self) -> list[nn.Parameter]:
+        """The scalar multiplier of every residual branch, in forward order."""
+        return [b.alpha for b in self.layers]
+
+
+class ScalarBias(nn.Module):
+    """x + b with one learnable scalar b, initialised at 0 (Fixup's 'scalar bias')."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.bias
+
+
+FIXUP_M = 2  # weight layers per residual branch of the CIFAR BasicBlock
+
+
+def fixup_rescale(n_branches: int, m: int = FIXUP_M) -> float:
+    """Fixup's factor for the weight layers inside a residual branch: L^(-1/(2m - 2)) for L branches of m layers
+    (Zhang, Dauphin & Ma 2019, rule 2); L^(-1/2) for the CIFAR ResNet's two-layer branches."""
+    validate.integer("n_branches", n_branches)
+    validate.integer("m", m, minimum=2)
+    return float(n_branches) ** (-1.0 / (2 * m - 2))
+
+
+class FixupBlock(nn.Module):
+    """The CIFAR residual block under Fixup (Zhang, Dauphin & Ma 2019, "Fixup Initialization: Residual Learning
+    Without Normalization"): no normalization; a scalar bias before each conv and the activation, a scalar
+    multiplier (init 1) and bias at the end of the branch: relu(scale * conv2(relu(conv1(x + a1) + b1) + a2) + b2
+    + shortcut(x)). The weights are set by FixupResNet (conv1 rescaled, conv2 zero). Option-A shortcuts."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.bias1a = ScalarBias()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bias1b = ScalarBias()
+        self.act = nn.ReLU()
+        self.bias2a = ScalarBias()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.scale = nn.Parameter(torch.ones(()))
+        self.bias2b = ScalarBias()
+        self.stride, self.pad = stride, c_out - c_in
+
+    shortcut = BasicBlock.shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bias1b(self.conv1(self.bias1a(x))))
+        out = self.bias2b(self.conv2(self.bias2a(out)) * self.scale)
+        return self.act(out + self.shortcut(x))
+
+
+class FixupResNet(nn.Module):
+    """The CIFAR ResNet without normalization, initialised by Fixup's three rules (Zhang, Dauphin & Ma 2019):
+    1. the last layer of every residual branch and the classifier start at zero; 2. the other weight layers of a
+    branch get the standard (here Kaiming fan-in, as in ResNet) initialisation scaled by L^(-1/(2m-2)) (L branches,
+    m = 2 layers each: `rescale`); 3. scalar biases before each conv, linear layer and activation, and a scalar
+    multiplier per branch. The stem is conv -> scalar bias -> relu (a Block), as in the paper's code."""
+
+    def __init__(self, depth: int = 110, width: float = 1.0, num_classes: int = 10):
+        super().__init__()
+        validate.integer("depth", depth, minimum=8)
+        if (depth - 2) % 6:
+            raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+        validate.positive("width", width)
+        validate.integer("num_classes", num_classes)
+        n = (depth - 2) // 6
+        chans = [max(1, round(c * width)) for c in (16, 32, 64)]
+        self.stem = Block(nn.Conv2d(3, chans[0], 3, padding=1, bias=False), ScalarBias(), nn.ReLU())
+        layers: list[nn.Module] = []
+        c_in = chans[0]
+        for stage, c in enumerate(chans):
+            for i in range(n):
+                layers.append(FixupBlock(c_in, c, 2 if stage > 0 and i == 0 else 1))
+                c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.head_bias = ScalarBias()
+        self.head = nn.Linear(c_in, num_classes)
+        self.rescale = fixup_rescale(len(layers))
+        init_weights(self, "kaiming")
+        with torch.no_grad():
+            for b in self.layers:
+                b.conv1.weight.mul_(self.rescale)
+                b.conv2.weight.zero_()
+            self.head.weight.zero_()
+            self.head.bias.zero_()
+
+    @property
+    def branch_scales(self) -> list[nn.Parameter]:
+        """The scalar multiplier of every residual branch, in forward order."""
+        return [b.scale for b in self.layers]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layers(self.stem(x))
+        return self.head(self.head_bias(x.mean(dim=(2, 3))))
 
 
 MODEL_NAMES = ("mlp", "vgg", "dln", "resnet")

@@ -203,14 +203,27 @@ class LpBatchNorm(nn.Module):
         return f"{self.num_features}, p={self.p}"
 
 
-NORM_KINDS = ("none", "batchnorm", "scratch", "noisy", "noise", "l1", "l2", "linf")
+NORM_KINDS = ("none", "batchnorm", "scratch", "noisy", "noise", "l1", "l2", "linf", "group", "layer")
+BATCH_FREE_KINDS = ("group", "layer")  # normalizations that use no batch statistics: an example's output is its own
 _BN_KWARGS = ("eps", "momentum", "affine", "track_running_stats")
 _NOISE_KWARGS = ("n_mu", "n_sigma", "r_mu", "r_sigma", "scale")
 _LP_KWARGS = ("eps", "momentum", "affine")
 NORM_KWARGS: dict[str, tuple[str, ...]] = {  # the keyword arguments each kind's layer accepts
     "none": (), "batchnorm": _BN_KWARGS, "scratch": _BN_KWARGS, "noisy": _BN_KWARGS + ("position",) + _NOISE_KWARGS,
     "noise": _NOISE_KWARGS, "l1": _LP_KWARGS, "l2": _LP_KWARGS, "linf": _LP_KWARGS,
+    "group": ("num_groups", "eps", "affine"), "layer": ("eps", "affine"),
 }
+GROUPS = 32  # Wu & He (2018)'s default number of groups
+
+
+def group_count(num_features: int, num_groups: int = GROUPS) -> int:
+    """The groups a GroupNorm over `num_features` channels uses: the largest divisor of num_features that is at
+    most `num_groups` and leaves at least 2 channels per group (1 when there is none). Wu & He's 32 groups need
+    32+ channels; the book's narrow networks (4..64 channels at width 1/4) get fewer, never one channel per group
+    (which would be InstanceNorm, and on (N, C) inputs a constant)."""
+    validate.integer("num_features", num_features)
+    validate.integer("num_groups", num_groups)
+    return max(g for g in range(1, min(num_groups, max(1, num_features // 2)) + 1) if num_features % g == 0)
 
 
 def check_norm_kwargs(kind: str, kwargs: dict[str, object]) -> None:
@@ -226,6 +239,8 @@ def check_norm_kwargs(kind: str, kwargs: dict[str, object]) -> None:
         validate.in_range("momentum", kwargs["momentum"], 0.0, 1.0)
     if "eps" in kwargs:
         validate.positive("eps", kwargs["eps"])
+    if "num_groups" in kwargs:
+        validate.integer("num_groups", kwargs["num_groups"])
     for key in ("affine", "track_running_stats"):
         if key in kwargs and not isinstance(kwargs[key], bool):
             raise ValueError(f"{key}={kwargs[key]!r} must be True or False")
@@ -235,7 +250,10 @@ def make_norm(kind: str, num_features: int, dim: int = 2, **kwargs) -> nn.Module
     """The normalization layer `kind` for `num_features` channels of a `dim`-d input (1: (N,C), 2: (N,C,H,W)).
 
     none: identity; batchnorm: PyTorch's; scratch: our BatchNorm; noisy: BN + Santurkar noise;
-    noise: the noise alone (the "standard + noise" control); l1 / l2 / linf: the l_p variants.
+    noise: the noise alone (the "standard + noise" control); l1 / l2 / linf: the l_p variants;
+    group: GroupNorm (Wu & He 2018; `group_count` groups), layer: GroupNorm with one group (LayerNorm over the
+    channels and positions of each example, with a per-channel gamma and beta): both batch-free, the same in
+    training and eval mode.
     Extra keyword arguments go to the layer (e.g. momentum, or the noise constants): NORM_KWARGS[kind] lists the
     allowed ones, and any other is a ValueError (`none` takes none).
     """
@@ -252,6 +270,9 @@ def make_norm(kind: str, num_features: int, dim: int = 2, **kwargs) -> nn.Module
         return NoisyBatchNorm(num_features, **kwargs)
     if kind == "noise":
         return SanturkarNoise(**kwargs)
+    if kind in BATCH_FREE_KINDS:
+        groups = 1 if kind == "layer" else group_count(num_features, kwargs.pop("num_groups", GROUPS))
+        return nn.GroupNorm(groups, num_features, **kwargs)
     return LpBatchNorm(num_features, p={"l1": 1, "l2": 2, "linf": math.inf}[kind], **kwargs)
 
 

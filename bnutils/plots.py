@@ -15,10 +15,12 @@ PALETTE = sns.color_palette("colorblind")
 COLORS = {  # one colour per network variant, the same in every chapter
     "none": PALETTE[0], "batchnorm": PALETTE[1], "scratch": PALETTE[1], "noisy": PALETTE[2],
     "noise": PALETTE[3], "l1": PALETTE[4], "l2": PALETTE[5], "linf": PALETTE[6],
+    "skipinit": PALETTE[2], "fixup": PALETTE[4], "group": PALETTE[9], "layer": PALETTE[5],
 }
 LABELS = {
     "none": "standard (no BN)", "batchnorm": "BatchNorm", "scratch": "BatchNorm (scratch)",
     "noisy": "noisy BatchNorm", "noise": "standard + noise", "l1": "ℓ1 norm", "l2": "ℓ2 norm", "linf": "ℓ∞ norm",
+    "skipinit": "SkipInit (no BN)", "fixup": "Fixup (no BN)", "group": "GroupNorm", "layer": "LayerNorm",
 }
 DIVERGED_MARKER = dict(marker="x", color="black", markersize=8, linestyle="none")
 
@@ -106,12 +108,22 @@ def frames_slider(draw: Callable[[plt.Figure, object], None], values: Sequence[o
     return _offline(html)
 
 
-_ICONS = {"fa-minus": "−", "fa-plus": "+", "fa-fast-backward": "⏮", "fa-step-backward": "◁", "fa-play fa-flip-horizontal": "◀",
-          "fa-pause": "⏸", "fa-play": "▶", "fa-step-forward": "▷", "fa-fast-forward": "⏭"}
+def _svg(path: str) -> str:
+    """An inline 16x16 icon in the text colour: drawn by any browser, no icon font or symbol font needed."""
+    return (f'<svg width="14" height="14" viewBox="0 0 16 16" aria-hidden="true" style="vertical-align:-2px">'
+            f'<path fill="currentColor" d="{path}"/></svg>')
+
+
+_ICONS = {"fa-minus": _svg("M2 7h12v2H2z"), "fa-plus": _svg("M7 2h2v5h5v2H9v5H7V9H2V7h5z"),
+          "fa-fast-backward": _svg("M2 2h2v12H2zM9 8l5-6v12zM4 8l5-6v12z"),
+          "fa-step-backward": _svg("M3 2h2v12H3zM6 8l7-6v12z"),
+          "fa-play fa-flip-horizontal": _svg("M3 8l10-6v12z"), "fa-pause": _svg("M3 2h4v12H3zM9 2h4v12H9z"),
+          "fa-play": _svg("M3 2l10 6-10 6z"), "fa-step-forward": _svg("M11 2h2v12h-2zM3 2l7 6-7 6z"),
+          "fa-fast-forward": _svg("M12 2h2v12h-2zM2 2l5 6-5 6zM7 2l5 6-5 6z")}
 
 
 def _offline(html: str) -> str:
-    """matplotlib's animation HTML links Font Awesome from a CDN for its button icons: drop the link and use
-    Unicode symbols, so the slider needs no network."""
+    """matplotlib's animation HTML links Font Awesome from a CDN for its button icons: drop the link and draw the
+    icons as inline SVG, so the slider needs no network and no font (headless browsers lack symbol fonts)."""
     html = re.sub(r'<link rel="stylesheet"\s*href="https://[^"]*font-awesome[^"]*">', "", html)
-    return re.sub(r'<i class="fa ([a-z -]+)"></i>', lambda m: _ICONS.get(m.group(1), "•"), html)
+    return re.sub(r'<i class="fa ([a-z -]+)"></i>', lambda m: _ICONS.get(m.group(1), _svg("M5 5h6v6H5z")), html)

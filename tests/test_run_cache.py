@@ -11,7 +11,7 @@ import torch
 
 from bnutils import cache
 from bnutils.data import Dataset, Split
-from bnutils.experiments import basics, divergence, ics, landscape, noisy
+from bnutils.experiments import basics, causal, divergence, ics, landscape, noisy
 
 
 def _images(n: int = 32, seed: int = 0, origin: dict | None = None) -> Dataset:
@@ -38,6 +38,10 @@ RUNS = {
     landscape.landscape_run: (dict(model="vgg", norm="none", lr=0.1, steps=10, probe_every=5),
                               {"model": "dln", "norm": "batchnorm", "method": "loop", "device": "cuda",
                                "eta_range": (0.5, 16.0)}),
+    causal.variant_run: (dict(variant="fixup", lr=0.1, seed=0, depth=8, width=0.25, steps=10, batch_size=8,
+                              n_train=64, n_test=32, eval_every=5),
+                         {"variant": "skipinit", "device": "cuda", "progress": None}),
+    causal.variant_relative_loss: (dict(variant="group", step_sizes=[0.1, 1.0]), {"variant": "fixup", "device": "cuda"}),
 }
 
 

@@ -37,6 +37,9 @@ EXPLANATIONS = {
         ("ch5.gain_from_large_lr", "for"),
         ("ch5.relative_loss", "for"),
         ("ch5.activations_explode", "for"),
+        ("ch6.fixes_tolerate_large_lr", "for"),
+        ("ch6.fixes_close_to_bn", "for"),
+        ("ch6.batch_free_lr_tolerance", "for"),
     ]),
 }
 WORD = {"yes": "**yes**", "partly": "*partly*", "no": "**no**", "not at this scale": "*not at this scale*"}
