@@ -9,7 +9,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
 JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
 
-.PHONY: venv browser-deps book test execute stale student clean
+.PHONY: venv browser-deps book test execute stale student release clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -40,8 +40,12 @@ execute: venv  ## re-run chapters at the cpu profile and store their outputs (NB
 stale: venv
 	$(PY) tools/nb.py stale
 
-student: venv  ## student copies of the notebooks, without solutions, in student/
-	$(PY) tools/nb.py student student
+student:  ## student copies of the notebooks, without solutions, in student/ (needs only nbformat and pyyaml)
+	@python3 -c "import nbformat, yaml" 2>/dev/null && python3 tools/nb.py student student || \
+	  { $(MAKE) venv && $(PY) tools/nb.py student student; }
+
+release: venv  ## ready to publish: make release URL=https://github.com/OWNER/NAME VERSION=0.1.0 (see README)
+	$(PY) tools/nb.py release "$(URL)" "$(VERSION)"
 
 clean:
-	rm -rf _build artifacts student
+	rm -rf _build artifacts student dist

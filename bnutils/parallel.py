@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Sequence
@@ -51,9 +52,11 @@ def sweep(run: Callable[..., dict[str, Any]], calls: Sequence[dict[str, Any]], *
           executor: Executor | str | None = "auto") -> list[dict[str, Any]]:
     """`[run(**kw) for kw in calls]` for a cached run, in order, with the missing runs fanned out.
 
-    executor: "auto" (a local pool of one-thread processes when the runs are on the CPU and more than one run is
-    missing and more than one worker is allowed; else here), "serial" or None (here, one at a time), or any
-    concurrent.futures.Executor (e.g. a dask.distributed Client; its workers need bnutils and the data).
+    executor: "auto" (a local pool of one-thread processes when the runs are on the CPU, more than one run is
+    missing and more than one worker is allowed, and the caller is a notebook or set BNBOOK_WORKERS; else here),
+    "serial" or None (here, one at a time), or any concurrent.futures.Executor (e.g. a dask.distributed Client;
+    its workers need bnutils and the data). A script that fans out must guard its entry point with
+    `if __name__ == "__main__":`, as for any process pool; that is why "auto" runs a plain script serially.
     """
     if not hasattr(run, "lookup"):
         raise ValueError(f"run={getattr(run, '__qualname__', run)!r} must be a function decorated with "
@@ -67,7 +70,8 @@ def sweep(run: Callable[..., dict[str, Any]], calls: Sequence[dict[str, Any]], *
     own = None
     if executor == "auto":
         workers = min(local_workers(), len(missing))
-        if on_cpu and workers > 1:
+        script = getattr(sys.modules["__main__"], "__file__", None) and not os.environ.get(WORKERS_ENV)
+        if on_cpu and workers > 1 and not script:
             own = executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
         else:
             executor = None

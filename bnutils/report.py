@@ -72,12 +72,37 @@ def verdict_table(profile: str, verdicts: list[Verdict]) -> str:
             f"\n\n| claim | paper | reproduced | evidence | criterion |\n|---|---|---|---|---|\n{rows}")
 
 
-def show_verdicts(chapter: str, profile: str, verdicts: list[Verdict]) -> None:
-    """Display the verdict table and embed it (with chapter and profile) for the landing page."""
+def show_verdicts(chapter: str, profile: str, verdicts: list[Verdict]) -> list[Verdict]:
+    """Display the verdict table and embed it (with chapter and profile) for the landing page; return the verdicts
+    (the chapter's "What we found" is written from them)."""
     from IPython.display import Markdown, display
 
     display(Markdown(verdict_table(profile, verdicts)))
     display({MIME: {"chapter": chapter, "profile": profile, "verdicts": [asdict(v) for v in verdicts]}}, raw=True)
+    return verdicts
+
+
+PLAIN_OUTCOME = {"yes": "held", "partly": "held only in part", "no": "did not hold",
+                 "not at this scale": "could not be tested at this scale"}
+
+
+def what_we_found(question: str, verdicts: list[Verdict], headline: str, answers: dict[str, str]) -> str:
+    """The chapter's question answered in plain words: the answer written for the headline claim's outcome
+    (`answers` maps each outcome to a sentence), then what happened to every other claim. It changes whenever
+    a verdict does; used as the closing paragraph of every chapter."""
+    missing = [o for o in OUTCOMES if o not in answers]
+    if missing:
+        raise ValueError(f"answers must give a sentence for every outcome; missing {missing}")
+    by_id = {v.claim_id: v for v in verdicts}
+    if headline not in by_id:
+        raise ValueError(f"headline={headline!r} is not among the verdicts' claim ids {sorted(by_id)}")
+    others = [v for v in verdicts if v.kind == "claim" and v.claim_id != headline]
+    groups: dict[str, list[str]] = {}
+    for v in others:
+        groups.setdefault(v.reproduced, []).append(v.claim[0].lower() + v.claim[1:].rstrip("."))
+    rest = " ".join(f"The claim{'s' if len(c) > 1 else ''} that {'; that '.join(c)} {PLAIN_OUTCOME[o]}."
+                    for o, c in groups.items())
+    return f"**What we found.** *{question}* {answers[by_id[headline].reproduced]} {rest}".rstrip()
 
 
 # -- generated prose and tables: pure text formatting of numbers a chapter computed ------------------------------

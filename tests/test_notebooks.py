@@ -29,7 +29,11 @@ def test_there_are_chapters():
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_header_cells_come_from_config(nb):
     assert nbtool.sync(nb, write=False), f"run `python tools/nb.py sync {nb.relative_to(ROOT)}`"
-    setup = _cells(nb)[1].source
+    cells = _cells(nb)
+    assert cells[0].cell_type == "markdown" and cells[0].source.lstrip().startswith("# "), "the title comes first"
+    setup = next(c for c in cells if nbtool.SETUP_TAG in c.metadata.get("tags", []))
+    assert "remove-cell" in setup.metadata["tags"], "the set-up cell is hidden in the rendered book"
+    setup = setup.source
     url, _ = nbtool.repository()
     assert "--no-deps" in setup and f"git+{url}@v" in setup and "torch" not in setup.replace("torch/torchvision", "")
     assert "eval(" not in setup and "pickle" not in setup
@@ -61,14 +65,14 @@ def test_committed_outputs_are_clean(nb):
     for c in _cells(nb):
         if c.cell_type != "code":
             continue
-        checked += c.source.startswith("# NBVAL_CHECK_OUTPUT")
+        checked += "nbval-check-output" in c.metadata.get("tags", [])
         for o in c.get("outputs", []):
             assert o.output_type != "error", f"error output in {nb.name}: {o.get('ename')}"
             data = o.get("data", {})
             assert "application/vnd.jupyter.widget-view+json" not in data, f"a bare widget is saved in {nb.name}"
             text = o.get("text", "") + data.get("text/plain", "")
             assert "Traceback" not in text and "HBox(" not in text and "it/s]" not in text, f"junk output in {nb.name}"
-    assert checked >= 1, f"{nb.name} has no `# NBVAL_CHECK_OUTPUT` cell"
+    assert checked >= 1, f"{nb.name} has no cell tagged `nbval-check-output`"
     assert nb.stat().st_size < 3_000_000, f"{nb.name} is over 3 MB"
 
 
@@ -76,7 +80,8 @@ def _toy_notebook(path: Path, stored: str) -> Path:
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('profile = "auto"')
     params.metadata["tags"] = ["parameters"]
-    check = nbformat.v4.new_code_cell('# NBVAL_CHECK_OUTPUT\nprint("the profile is ci:", profile == "ci")')
+    check = nbformat.v4.new_code_cell('print("the profile is ci:", profile == "ci")')
+    check.metadata["tags"] = ["nbval-check-output"]
     check.outputs = [nbformat.v4.new_output("stream", name="stdout", text=stored)]
     check.execution_count = 1
     nb.cells = [params, check]
@@ -102,7 +107,8 @@ def test_student_copies_drop_solutions(tmp_path):
     nbformat.write(nb, src)
     nbtool.student([src], tmp_path / "student")
     out = nbformat.read(tmp_path / "student" / "ch.ipynb", as_version=4)
-    assert "answer = 42" not in json.dumps(out) and "Solution removed" in out.cells[1].source
+    assert "answer = 42" not in json.dumps(out) and any("Solution removed" in c.source for c in out.cells)
+    assert "blob/main/student/ch.ipynb" in json.dumps(out)  # its Colab link opens the student copy
 
 
 def test_from_py_reads_percent_format(tmp_path):
@@ -111,5 +117,34 @@ def test_from_py_reads_percent_format(tmp_path):
     out = tmp_path / "out.ipynb"
     nbtool.from_py(src, out)
     cells = _cells(out)
-    assert [c.cell_type for c in cells] == ["markdown", "code", "markdown", "code", "code"]
-    assert cells[2].source == "# Title" and cells[3].metadata["tags"] == ["parameters"]
+    assert [c.cell_type for c in cells] == ["markdown", "markdown", "code", "code", "code"]  # title, Colab cells, ...
+    assert cells[0].source == "# Title" and cells[3].metadata["tags"] == ["parameters"]
+
+
+@pytest.mark.slow
+def test_release_prepares_a_copy_for_publishing(tmp_path):
+    """`tools/nb.py release URL VERSION` in a copy of the repository: the URL lands in _config.yml and every Colab
+    link, the set-up cells pin the version's tag, student copies link to themselves, and the wheel is built."""
+    import shutil
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    copy = tmp_path / "repo"
+    for f in files:
+        if (ROOT / f).is_file():
+            (copy / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, copy / f)
+    url, version = "https://github.com/someone/bn-course", nbtool.__version__
+    bad = subprocess.run([sys.executable, str(copy / "tools" / "nb.py"), "release", url, "9.9.9"], capture_output=True,
+                         text=True)
+    assert bad.returncode != 0 and "VERSION='9.9.9'" in bad.stderr + bad.stdout
+    r = subprocess.run([sys.executable, str(copy / "tools" / "nb.py"), "release", url, version], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"url: {url}" in (copy / "_config.yml").read_text()
+    for nb in sorted((copy / "notebooks").glob("*.ipynb")):
+        text = nb.read_text()
+        assert f"colab.research.google.com/github/someone/bn-course/blob/main/notebooks/{nb.name}" in text
+        assert f"git+{url}@v{version}" in text
+        student = (copy / "student" / nb.name).read_text()
+        assert f"/blob/main/student/{nb.name}" in student and "Solution removed" in student
+    assert list((copy / "dist").glob(f"bnutils-{version}-*.whl"))

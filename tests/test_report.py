@@ -31,3 +31,18 @@ def test_not_at_this_scale_and_checks_are_shown_as_such():
     text = verdict_table("ci", vs)
     assert "not at this scale" in text and "derivation check, not evidence: holds" in text
     assert "(seeds 0)" in text and "k of n" in text
+
+
+def test_what_we_found_follows_the_headline_verdict_and_names_the_others():
+    from bnutils.report import Verdict, what_we_found
+
+    answers = {"yes": "Yes, it does.", "partly": "Partly.", "no": "No, it does not.", "not at this scale": "Cannot tell."}
+    v = lambda cid, r, claim="X is small": Verdict(claim, "P", r, "e", claim_id=cid, adequate=r != "not at this scale")
+    text = what_we_found("Does X?", [v("a", "yes"), v("b", "no", "Y grows")], "a", answers)
+    assert "*Does X?* Yes, it does." in text and "that y grows did not hold" in text
+    text = what_we_found("Does X?", [v("a", "not at this scale"), v("b", "no", "Y grows")], "a", answers)
+    assert "Cannot tell." in text  # the answer changes with the verdict
+    with pytest.raises(ValueError, match="missing"):
+        what_we_found("Q", [v("a", "yes")], "a", {"yes": "y"})
+    with pytest.raises(ValueError, match="headline='c'"):
+        what_we_found("Q", [v("a", "yes")], "c", answers)

@@ -4,7 +4,9 @@
     python tools/nb.py execute [NB ...]       run chapters at the cpu profile in place, stamping a code fingerprint
     python tools/nb.py stale                  list chapters whose committed outputs no longer match the code
     python tools/nb.py ci [NB ...]            CI: each chapter at profile=ci, checked cells compared by nbval
-    python tools/nb.py student OUT            copies of the chapters without solution cells
+    python tools/nb.py student OUT            copies of the chapters without solution cells (Colab links to the copies)
+    python tools/nb.py release URL VERSION    publish: repository URL into _config.yml, Colab cells re-synced, student
+                                              copies, the pinned tag checked against bnutils, the wheel built
     python tools/nb.py from-py SRC.py OUT.ipynb   author a chapter in percent format (# %%, # %% [markdown])
 
 NB defaults to every notebooks/*.ipynb, so a chapter added later is picked up with no change here.
@@ -27,8 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-sys.path.insert(0, str(ROOT))
-from bnutils import __version__  # noqa: E402
+__version__ = re.search(r'__version__ = "([^"]+)"', (ROOT / "bnutils" / "__init__.py").read_text()).group(1)
 
 HEADER_TAG, SETUP_TAG, SOLUTION_TAG = "colab-link", "colab-setup", "solution"
 
@@ -50,7 +51,7 @@ def repository() -> tuple[str, str]:
 def colab_url(nb: Path) -> str:
     url, branch = repository()
     path = nb.resolve()
-    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else f"notebooks/{path.name}"
+    rel = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else f"{path.parent.name}/{path.name}"
     return url.replace("https://github.com/", "https://colab.research.google.com/github/") + f"/blob/{branch}/{rel}"
 
 
@@ -67,24 +68,37 @@ def header_cells(nb: Path) -> list:
         "if \"google.colab\" in sys.modules:\n"
         f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\",\n"
         f"                    \"bnutils @ git+{url}@v{__version__}\"], check=True)")
-    setup.metadata["tags"] = [SETUP_TAG]
+    setup.metadata["tags"] = [SETUP_TAG, "remove-cell"]
     return [link, setup]
 
 
+def _after_title(cells: list) -> int:
+    """Where the header cells go: right after the chapter's title cell (the reader sees the chapter first)."""
+    for i, c in enumerate(cells):
+        if c.cell_type == "markdown" and re.match(r"#\s", c.source.lstrip()):
+            return i + 1
+    return 0
+
+
 def sync(nb_path: Path, write: bool = True) -> bool:
-    """Put the generated header cells first and ask Colab for a GPU; True if the file was already in sync."""
+    """Put the generated header cells right after the title and ask Colab for a GPU; True if already in sync.
+
+    The set-up cell is tagged remove-cell: Colab runs it, the rendered book does not show it."""
     nb = nbformat.read(nb_path, as_version=4)
     head = header_cells(nb_path)
     cells = [c for c in nb.cells if not {HEADER_TAG, SETUP_TAG} & set(c.metadata.get("tags", []))]
-    current = [(c.cell_type, c.source) for c in nb.cells[:2]]
-    ok = current == [(c.cell_type, c.source) for c in head] and nb.metadata.get("accelerator") == "GPU"
+    pos = _after_title(cells)
+    want = cells[:pos] + head + cells[pos:]
+    key = lambda c: (c.cell_type, c.source, tuple(c.metadata.get("tags", [])))
+    ok = [key(c) for c in nb.cells] == [key(c) for c in want] and nb.metadata.get("accelerator") == "GPU"
     if write and not ok:
-        old = {tuple(c.metadata.get("tags", [])): c for c in nb.cells[:2]}
-        for c in head:  # keep the stored output of the set-up cell (it has none) and ids stable
-            prev = old.get(tuple(c.metadata["tags"]))
+        old = {tuple(c.metadata.get("tags", []))[:1]: c for c in nb.cells
+               if {HEADER_TAG, SETUP_TAG} & set(c.metadata.get("tags", []))}
+        for c in head:  # keep ids stable
+            prev = old.get(tuple(c.metadata["tags"])[:1])
             if prev is not None and "id" in prev:
                 c["id"] = prev["id"]
-        nb.cells = head + cells
+        nb.cells = want
         nb.metadata["accelerator"] = "GPU"
         nb.metadata.setdefault("colab", {}).update({"gpuType": "T4", "provenance": []})
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -204,19 +218,42 @@ def ci(paths: list[Path], artifacts: Path) -> int:
 
 
 def student(paths: list[Path], out_dir: Path) -> None:
-    """Copies without the cells tagged `solution` (each replaced by a note) and without outputs of exercises."""
+    """Copies without the cells tagged `solution` (each replaced by a note); their Colab links open the copies."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in paths:
         nb = nbformat.read(p, as_version=4)
-        cells = []
-        for c in nb.cells:
-            if SOLUTION_TAG in c.metadata.get("tags", []):
-                cells.append(nbformat.v4.new_markdown_cell("*(Solution removed: your turn.)*"))
-            else:
-                cells.append(c)
-        nb.cells = cells
+        nb.cells = [nbformat.v4.new_markdown_cell("*(Solution removed: your turn.)*")
+                    if SOLUTION_TAG in c.metadata.get("tags", []) else c for c in nb.cells]
         nbformat.write(nb, out_dir / p.name)
+        sync(out_dir / p.name)  # the header cells again, now linking to this copy
         print(f"wrote {out_dir / p.name}")
+
+
+def release(url: str, version: str) -> Path:
+    """Make a checkout ready to publish: the repository URL in _config.yml, every chapter's Colab cells re-synced
+    (they pin bnutils at tag v<version>), student copies in student/, and the wheel in dist/. Returns the wheel."""
+    if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
+        raise SystemExit(f"URL={url!r} must be a GitHub repository URL, https://github.com/OWNER/NAME")
+    if version != __version__:
+        raise SystemExit(f"VERSION={version!r} is not bnutils.__version__ ({__version__!r}): the Colab cells pin "
+                         f"v{__version__}; change bnutils/__init__.py first")
+    root = ROOT
+    cfg = root / "_config.yml"
+    text = cfg.read_text()
+    new = re.sub(r"(?m)^(\s*url:\s*)https://github\.com/\S+$", lambda m: m.group(1) + url, text, count=1)
+    if new == text and url not in text:
+        raise SystemExit(f"no repository url line found in {cfg}")
+    cfg.write_text(new)
+    for nb in sorted((root / "notebooks").glob("*.ipynb")):
+        sync(nb)
+    student(sorted((root / "notebooks").glob("*.ipynb")), root / "student")
+    dist = root / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist),
+                    str(root)], check=True)
+    wheel = next(dist.glob(f"bnutils-{version}-*.whl"))
+    print(f"ready: {wheel.name}. Commit _config.yml, notebooks/ and student/ (git add -f student), then\n"
+          f"  git tag v{version} && git push origin main v{version}")
+    return wheel
 
 
 def from_py(src: Path, out: Path) -> None:
@@ -274,12 +311,16 @@ def main(argv: list[str]) -> int:
         if len(rest) != 1:
             raise SystemExit("usage: nb.py student OUT_DIR")
         student(chapters(), Path(rest[0]))
+    elif cmd == "release":
+        if len(rest) != 2:
+            raise SystemExit("usage: nb.py release URL VERSION")
+        release(rest[0], rest[1])
     elif cmd == "from-py":
         if len(rest) != 2:
             raise SystemExit("usage: nb.py from-py SRC.py OUT.ipynb")
         from_py(Path(rest[0]), Path(rest[1]))
     else:
-        raise SystemExit(f"unknown command {cmd!r}; choose one of sync, execute, stale, ci, student, from-py")
+        raise SystemExit(f"unknown command {cmd!r}; choose one of sync, execute, stale, ci, student, release, from-py")
     return 0
 
 

@@ -77,8 +77,10 @@ def draw_explorer_frame(fig: Figure, lr: float, runs: Sequence[dict[str, Any]],
 
 
 def plot_channel_heatmaps(result: dict[str, Any], *, title: str | None = None) -> Figure:
-    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| or variance."""
-    layers = result["layers"]
+    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| or variance.
+    Panels are titled with the block of our network and the ResNet-110 layer it stands for; dead channels (exactly
+    0) are drawn at the bottom of the colour scale (black)."""
+    layers, blocks = result["layers"], result["blocks"]
     fig, axes = plt.subplots(2, len(layers), figsize=(3.2 * len(layers), 5.2))
     for j, L in enumerate(layers):
         for i, key in enumerate(("mean", "var")):
@@ -91,8 +93,8 @@ def plot_channel_heatmaps(result: dict[str, Any], *, title: str | None = None) -
                                    extent=(-0.5, a.shape[1] - 0.5, 0, 100))
             fig.colorbar(im, ax=axes[i, j])
             axes[i, j].grid(False)
-            axes[i, j].set_title(f"layer {L} (of 110): {'|channel mean|' if key == 'mean' else 'channel variance'}",
-                                 fontsize=9)
+            axes[i, j].set_title(f"block {blocks[j]} of ResNet-{result['depth']} (layer {L} of 110): "
+                                 f"{'|channel mean|' if key == 'mean' else 'channel variance'}", fontsize=8)
             axes[i, j].set_xlabel("channel")
             axes[i, j].set_ylabel("% of the update applied")
     return finish(fig, title, fontsize=11)
@@ -136,7 +138,7 @@ def plot_relative_loss(results: dict[str, dict[str, Any]], show_batches: Sequenc
         ax.axhline(DIVERGENCE_RATIO, color="black", ls="--", lw=1, label="divergence threshold 1e3")
         if not np.all(np.isfinite(np.asarray(r["ratio"], dtype=float))):
             ax.text(0.02, 0.95, "overflow (inf) drawn at 1e30", transform=ax.transAxes, fontsize=7, va="top")
-        ax.set(xscale="log", yscale="log", xlabel="step size a", title=plots.label(norm))
+        ax.set(xscale="log", yscale="log", xlabel="step size η'", title=plots.label(norm))
         ax.legend(fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("loss after one step / loss before")
     return finish(fig, title, fontsize=11)
@@ -207,7 +209,8 @@ def plot_random_matrices(sv: dict[int, list], cond: dict[str, list], *, title: s
 
 
 def plot_noise(results: dict[str, dict[str, Any]], lrs: Sequence[float], *, title: str | None = None) -> Figure:
-    """E||g_B - g||^2 vs |B| (left), and the SGD noise a^2 E||g_B - g||^2 vs a^2/|B| for every lr and |B| (right)."""
+    """E||g_B - g||^2 vs |B| (left: the measurement), and the SGD noise eta^2 E||g_B - g||^2 vs eta^2/|B| for every
+    lr and |B| (right: eta^2 is on both axes, so the line is algebra, not evidence; the panel says so)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for norm, r in results.items():
         b = np.asarray(r["batch_sizes"], dtype=float)
@@ -221,7 +224,8 @@ def plot_noise(results: dict[str, dict[str, Any]], lrs: Sequence[float], *, titl
     ax1.set(xscale="log", yscale="log", xlabel="batch size |B|", ylabel="E ||g_B - g||^2")
     ax1.set_xticks(b, [str(int(v)) for v in b], minor=False)
     ax1.minorticks_off()
-    ax2.set(xscale="log", yscale="log", xlabel="a^2 / |B|", ylabel="SGD noise a^2 E ||g_B - g||^2")
+    ax2.set(xscale="log", yscale="log", xlabel="η² / |B|", ylabel="SGD noise η² E ||g_B - g||²",
+            title="η² on both axes: a line by construction, not a test")
     ax1.legend(fontsize=8)
     ax2.legend(fontsize=8)
     return finish(fig, title, fontsize=10)

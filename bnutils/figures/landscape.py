@@ -1,5 +1,5 @@
 """Chapter 4's figures (loss-landscape smoothness): Santurkar et al.'s Fig 4 panels (loss, gradient
-predictiveness, effective beta along the gradient) and the gradient change against the step size (Fig 11).
+predictiveness, effective smoothness K along the gradient) and the gradient change against the step size (Fig 11).
 They draw the results of `bnutils.experiments.landscape`; the conventions are in `bnutils.figures`."""
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ def _finite_or_nan(v: np.ndarray) -> np.ndarray:
 
 
 def draw_landscape(axes: Sequence[Axes], runs: dict[str, list[dict]], max_rel: float | None = None) -> None:
-    """Santurkar et al.'s Fig 4 panels on three axes: loss band, gradient-predictiveness band, effective beta.
+    """Santurkar et al.'s Fig 4 panels on three axes: loss band, gradient-predictiveness band, effective smoothness K.
 
-    Each network's band is the min..max over probes and seeds at every probed step; beta is the mean over seeds
+    Each network's band is the min..max over probes and seeds at every probed step; K is the mean over seeds
     with a min..max band. Probes that blew up (inf) are drawn as black crosses at the top of the panel.
     """
-    keys = (("loss_lo", "loss_hi", "loss L(w - eta g)"), ("grad_lo", "grad_hi", "||g - g(eta)||"),
-            ("beta", "beta", "effective beta-smoothness"))
+    keys = (("loss_lo", "loss_hi", "loss L(w − η' g)"), ("grad_lo", "grad_hi", "||g − g(η')||"),
+            ("beta", "beta", "effective smoothness K"))
     blown: list[tuple[int, float]] = []
     for norm, rs in runs.items():
         bands = [landscape_bands(r["probe"], max_rel) for r in rs if r["probe"]["step"]]
@@ -72,6 +72,6 @@ def draw_gradient_change(ax: Axes, runs: dict[str, list[dict]], which: str = "fi
         ax.set_title(f"step {p['step'][i]}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("step size eta")
-    ax.set_ylabel("||g - g(eta)||")
+    ax.set_xlabel("probe step size η'")
+    ax.set_ylabel("||g − g(η')||")
 

@@ -114,6 +114,11 @@ def test_page_renders_offline_without_errors(server, browser, name):
         body = page.inner_text("body")
         assert "Traceback (most recent call last)" not in body and page.locator(".output.error, .output.traceback").count() == 0
         assert "HBox(" not in body and "interactive(children" not in body, "a raw widget repr is on the page"
+        assert "NBVAL" not in body and '"pip", "install"' not in body, "build machinery is on the page"
+        if name.startswith("notebooks/"):  # the chapter's title comes first, above the Colab link
+            first = page.locator("main h1").first.bounding_box()
+            link = page.locator("main a[href*='colab.research.google.com']").first.bounding_box()
+            assert first and link and first["y"] < link["y"], "the Colab link renders above the chapter's title"
         broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
         assert broken == [], f"images that did not load on {name}: {broken}"
         assert page.locator("script[type='application/vnd.jupyter.widget-view+json'], .jupyter-widgets").count() == 0, \
@@ -177,3 +182,26 @@ def test_markdown_outputs_render_tables(chapter):
     outside = re.sub(r"<table.*?</table>|<pre.*?</pre>", "", html, flags=re.S)  # tables, and code that builds them
     raw = re.findall(r"\|\s*(?:—|–|:?-{3,}:?)\s*\|", outside)
     assert raw == [], f"{chapter}: {len(raw)} Markdown table rows rendered as text"
+
+
+def test_slider_buttons_draw_their_icons(server, browser, tmp_path):
+    """Every button of a precomputed slider shows an icon with ink, whatever fonts the machine has: the icons are
+    inline SVG, not symbol-font characters (which headless Chromium draws as empty boxes)."""
+    _need(EXPLORER_CHAPTER in CHAPTERS, f"chapter {EXPLORER_CHAPTER} is not in the book yet")
+    from PIL import Image
+
+    p = Page(browser, f"{server}/notebooks/{EXPLORER_CHAPTER}.html")
+    try:
+        buttons = p.page.locator("div.animation button")
+        assert buttons.count() >= 7, "the slider has no play/step buttons"
+        for i in range(buttons.count()):
+            b = buttons.nth(i)
+            assert b.locator("svg path").count() == 1, f"button {i} has no inline SVG icon"
+            b.scroll_into_view_if_needed()
+            shot = tmp_path / f"button{i}.png"
+            b.screenshot(path=str(shot))
+            grey = Image.open(shot).convert("L")
+            inked = sum(1 for v in grey.getdata() if v < 128)
+            assert inked >= 10, f"button {i}'s icon drew {inked} dark pixels: it is not visible"
+    finally:
+        p.close()
