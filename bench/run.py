@@ -305,10 +305,70 @@ def bench_ics(repeats: int, device: str = "cpu", width: float = 0.125) -> dict[s
     return rows
 
 
+THROUGHPUT_NETS = {  # the book's training networks at the cpu profile
+    "ResNet-14 width 1/4 (ch5, ch6 sweeps)": lambda: __import__("bnutils.models", fromlist=["ResNet"]).ResNet(14, width=0.25),
+    "VGG-16 width 1/8 + BN (ch2-ch4)": lambda: VGG(width=0.125, norm="batchnorm"),
+    "ResNet-20 full width (a wider candidate)": lambda: __import__("bnutils.models", fromlist=["ResNet"]).ResNet(20),
+}
+
+
+def _train_steps(net: str, fast: bool, steps: int, threads: int) -> float:
+    """Seconds per step of `steps` SGD steps (batch 128) of THROUGHPUT_NETS[net] after 2 untimed ones: the settings
+    before (float32, contiguous) or now (`fast`: channels_last and bf16 autocast, as bnutils.train uses them)."""
+    torch.set_num_threads(threads)
+    seed_everything(0)
+    model = THROUGHPUT_NETS[net]()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(128, 3, 32, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
+    if fast:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+            loss = F.cross_entropy(model(x).float(), y)
+        loss.backward()
+        opt.step()
+
+    step(), step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench_throughput(repeats: int, steps: int = 20) -> dict[str, object]:
+    """Training throughput per CPU minute, side by side in one run: each network before (one process, 2 threads,
+    float32) and now (two one-thread processes side by side, as bnutils.parallel runs a sweep, each with
+    channels_last + bf16 autocast where the CPU has native bf16). Images per second of the whole machine."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bnutils.train import cpu_bf16
+
+    rows: dict[str, object] = {"native bf16 on this CPU": cpu_bf16()}
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(_train_steps, [next(iter(THROUGHPUT_NETS))] * 2, [True] * 2, [1] * 2, [1] * 2))  # warm up
+        for net in THROUGHPUT_NETS:
+            before, now = [], []
+            for _ in range(max(1, repeats // 2)):
+                before.append(_train_steps(net, False, steps, 2))
+                t0 = time.perf_counter()
+                list(pool.map(_train_steps, [net] * 2, [cpu_bf16()] * 2, [steps] * 2, [1] * 2))
+                now.append((time.perf_counter() - t0) / (2 * steps))  # wall seconds per step of the machine
+            b, n = statistics.median(before), statistics.median(now)
+            rows[f"{net}: before, ms/step (img/s)"] = f"{1000 * b:.0f} ({128 / b:.0f})"
+            rows[f"{net}: now, ms/step of the machine (img/s)"] = f"{1000 * n:.0f} ({128 / n:.0f})"
+            rows[f"{net}: throughput ratio now / before"] = b / n
+    return rows
+
+
 def extra_sections():
-    """Benchmarks of the chapter metrics: landscape probes and ICS, batched implementations against plain loops."""
+    """Benchmarks of the chapter metrics (landscape probes and ICS, batched vs loops) and of training throughput."""
     return [("2. Landscape probes: batched (vmap) vs loop", bench_probes),
-            ("3. ICS for all layers: shared prefix and vmap vs loop", bench_ics)]
+            ("3. ICS for all layers: shared prefix and vmap vs loop", bench_ics),
+            ("7. Training throughput per CPU minute: before vs now", bench_throughput)]
 
 
 if __name__ == "__main__":

@@ -304,8 +304,10 @@ def test_scales_are_chapter_5s_sweep_settings():
     from bnutils.experiments import divergence
     from bnutils.profiles import PROFILES
     for name in ("ci", "cpu", "gpu"):
-        for k in ("lrs", "steps", "n_seeds", "n_evals", "sweep_depth", "width", "probe_depth", "deep_depth"):
+        for k in ("steps", "n_seeds", "n_evals", "sweep_depth", "width", "probe_depth", "deep_depth"):
             assert exp.SCALES[name][k] == divergence.SCALES[name][k]
+        assert set(exp.SCALES[name]["lrs"]) <= set(divergence.SCALES[name]["lrs"])  # BN and no BN: chapter 5's runs
+        assert max(exp.SCALES[name]["lrs"]) == max(divergence.SCALES[name]["lrs"])
     assert exp.SCALES["cpu"]["n_seeds"] >= 2 and exp.SCALES["cpu"]["n_growth_seeds"] >= 2
     items = exp.workload(exp.SCALES["gpu"], PROFILES["gpu"])
     assert items and all(i["passes"] > 0 for i in items)

@@ -125,7 +125,7 @@ def test_probe_bad_arguments(kwargs, name):
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(model="resnet"), "model"), (dict(norm="layer"), "norm"), (dict(lr=-1.0), "lr"),
+    (dict(model="resnet"), "model"), (dict(norm="instance"), "norm"), (dict(lr=-1.0), "lr"),
     (dict(probe_every=0), "probe_every"), (dict(method="gpu"), "method"), (dict(device="tpu"), "device")])
 def test_run_bad_arguments(kwargs, name):
     args = dict(model="dln", norm="none", lr=1e-6, steps=2, probe_every=1, cache=False)

@@ -13,10 +13,12 @@ def test_vgg_and_resnet_shapes_for_every_profile(profile):
     x = torch.randn(2, 3, 32, 32)
     vgg = VGG(width=p.vgg_width, norm="batchnorm")
     assert vgg(x).shape == (2, 10) and len(vgg.blocks) == 13
-    depth = min(p.resnet_depth, 20)  # ResNet-110 builds the same way; its forward is slow on a CPU
-    res = ResNet(depth=depth, norm="batchnorm")
-    assert res(x).shape == (2, 10)
-    assert sum(isinstance(m, nn.Conv2d) for m in ResNet(depth=p.resnet_depth).modules()) == p.resnet_depth - 1
+    from bnutils.experiments.divergence import SCALES
+
+    for depth in {SCALES[profile]["sweep_depth"], SCALES[profile]["deep_depth"]}:  # the depths the chapters build
+        res = ResNet(depth=depth, norm="batchnorm", width=SCALES[profile]["width"])
+        assert sum(isinstance(m, nn.Conv2d) for m in res.modules()) == depth - 1
+    assert ResNet(depth=SCALES[profile]["sweep_depth"], width=SCALES[profile]["width"])(x).shape == (2, 10)
 
 
 @pytest.mark.parametrize("norm", NORM_KINDS)

@@ -276,8 +276,12 @@ def growth_per_block(result: dict[str, Any]) -> float:
 
 # The sweep and the analyses use chapter 5's settings at each profile (divergence.SCALES); chapter 6 adds:
 #   n_growth_seeds   initialisations of the activations-vs-depth analysis
-EXTRA = {"ci": dict(n_growth_seeds=2), "cpu": dict(n_growth_seeds=2), "gpu": dict(n_growth_seeds=2)}
-SHARED = ("lrs", "steps", "sweep_depth", "width", "n_seeds", "n_evals", "probe_depth", "deep_depth", "n_step_sizes")
+#   lrs              at cpu, every other rate of chapter 5's grid plus its large end (five networks cost 2.5x a
+#                    sweep of two, and the chapter must fit its 10 minutes): BN and no BN come from chapter 5's cache
+EXTRA = {"ci": dict(n_growth_seeds=2, lrs=divergence.SCALES["ci"]["lrs"]),
+         "cpu": dict(n_growth_seeds=2, lrs=[3e-3, 3e-2, 0.3, 1.0, 3.0]),
+         "gpu": dict(n_growth_seeds=2, lrs=divergence.SCALES["gpu"]["lrs"])}
+SHARED = ("steps", "sweep_depth", "width", "n_seeds", "n_evals", "probe_depth", "deep_depth", "n_step_sizes")
 SCALES = {name: {**{k: divergence.SCALES[name][k] for k in SHARED}, **EXTRA[name]} for name in EXTRA}
 
 
