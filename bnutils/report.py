@@ -99,7 +99,8 @@ def what_we_found(question: str, verdicts: list[Verdict], headline: str, answers
     others = [v for v in verdicts if v.kind == "claim" and v.claim_id != headline]
     groups: dict[str, list[str]] = {}
     for v in others:
-        groups.setdefault(v.reproduced, []).append(v.claim[0].lower() + v.claim[1:].rstrip("."))
+        lower = not v.claim[1:2].isupper()  # "BN ..." and "DLN: ..." keep their capitals
+        groups.setdefault(v.reproduced, []).append((v.claim[0].lower() if lower else v.claim[0]) + v.claim[1:].rstrip("."))
     rest = " ".join(f"The claim{'s' if len(c) > 1 else ''} that {'; that '.join(c)} {PLAIN_OUTCOME[o]}."
                     for o, c in groups.items())
     return f"**What we found.** *{question}* {answers[by_id[headline].reproduced]} {rest}".rstrip()

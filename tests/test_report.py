@@ -46,3 +46,13 @@ def test_what_we_found_follows_the_headline_verdict_and_names_the_others():
         what_we_found("Q", [v("a", "yes")], "a", {"yes": "y"})
     with pytest.raises(ValueError, match="headline='c'"):
         what_we_found("Q", [v("a", "yes")], "c", answers)
+
+
+def test_what_we_found_keeps_acronyms():
+    from bnutils.report import Verdict, what_we_found
+
+    answers = dict.fromkeys(("yes", "partly", "no", "not at this scale"), "A.")
+    vs = [Verdict("Main", "P", "yes", "e", claim_id="a"), Verdict("BN does X", "P", "no", "e", claim_id="b"),
+          Verdict("DLN: y", "P", "no", "e", claim_id="c"), Verdict("The net z", "P", "no", "e", claim_id="d")]
+    text = what_we_found("Q?", vs, "a", answers)
+    assert "that BN does X; that DLN: y; that the net z did not hold" in text
