@@ -9,7 +9,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
 JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
 
-.PHONY: venv browser-deps book test execute stale student release clean
+.PHONY: venv browser-deps book test execute stale student student-book release clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,13 @@ stale: venv
 student:  ## student copies of the notebooks, without solutions, in student/ (needs only nbformat and pyyaml)
 	@python3 -c "import nbformat, yaml" 2>/dev/null && python3 tools/nb.py student student || \
 	  { $(MAKE) venv && $(PY) tools/nb.py student student; }
+
+student-book: venv student  ## the book without solutions, for a course: _build/student/_build/html
+	rm -rf _build/student && mkdir -p _build/student
+	git ls-files | grep -v '^notebooks/' | tar -cf - -T - | tar -xf - -C _build/student
+	mkdir -p _build/student/notebooks && cp student/*.ipynb _build/student/notebooks/
+	cd _build/student && ../../$(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
+	@echo "Book without solutions: open file://$(abspath _build/student/_build/html/index.html)"
 
 release: venv  ## ready to publish: make release URL=https://github.com/OWNER/NAME VERSION=0.1.0 (see README)
 	$(PY) tools/nb.py release "$(URL)" "$(VERSION)"
