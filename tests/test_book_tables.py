@@ -72,10 +72,10 @@ def test_closing_chapter_weighs_each_explanation_from_the_verdicts(tmp_path):
     _chapter(tmp_path, "09_test", [v("ch2.ics_equal_step", "yes"), v("ch1.fig1_steadier", "no"),
                                    v("ch5.gain_from_large_lr", "not at this scale")])
     text = closing.explanation_table("ics", closing.verdicts_by_id(tmp_path))
-    assert "2 speak against it" in text and "0 support this explanation" in text  # a yes against, a no for
+    assert "2 (2 fully, 0 in part) speak against it" in text and "0 support this explanation" in text
     _chapter(tmp_path, "09_test", [v("ch2.ics_equal_step", "no"), v("ch1.fig1_steadier", "yes")])
     text = closing.explanation_table("ics", closing.verdicts_by_id(tmp_path))
-    assert "2 support this explanation" in text  # the weighing follows the verdicts
+    assert "2 (2 fully, 0 in part) support this explanation" in text  # the weighing follows the verdicts
     assert "could not be decided" in closing.explanation_table("large_lr", closing.verdicts_by_id(tmp_path))
 
 

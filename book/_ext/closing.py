@@ -74,13 +74,15 @@ def explanation_table(key: str, found: dict[str, dict]) -> str:
         rows.append(f"| {claim} | [{v['chapter']}](../notebooks/{v['notebook']}.ipynb) | {direction} the explanation | "
                     f"{WORD[v['reproduced']]} |")
         if v["reproduced"] in ("yes", "partly"):
-            tally[direction].append(cid)
+            tally[direction].append(v["reproduced"])
         elif v["reproduced"] == "no":
-            tally["against" if direction == "for" else "for"].append(cid)
+            tally["against" if direction == "for" else "for"].append("yes")  # a refuted claim counts fully
         else:
             tally["open"].append(cid)
-    summary = (f"Of {len(claims)} claims, {len(tally['for'])} support this explanation, {len(tally['against'])} "
-               f"speak against it, and {len(tally['open'])} could not be decided at the scale run.")
+    side = lambda k: (f"{len(tally[k])} ({tally[k].count('yes')} fully, {tally[k].count('partly')} in part)"
+                      if tally[k] else "0")
+    summary = (f"Of {len(claims)} claims, {side('for')} support this explanation, {side('against')} speak against "
+               f"it, and {len(tally['open'])} could not be decided at the scale run.")
     return "\n".join(rows) + f"\n\n{summary}\n"
 
 
