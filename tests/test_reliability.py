@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MIME = "application/vnd.bnbook.verdicts+json"
-DETERMINISM_CHAPTERS = ["01_bn_basics.ipynb", "05_learning_rate.ipynb"]
+DETERMINISM_CHAPTERS = ["05_learning_rate.ipynb"]  # its sweep fans out to worker processes: the hardest case
 
 
 def _fresh_cache(path: Path) -> Path:

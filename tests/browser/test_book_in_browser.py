@@ -108,7 +108,7 @@ def test_page_renders_offline_without_errors(server, browser, name):
     try:
         SHOTS.mkdir(parents=True, exist_ok=True)
         if page.locator(".math").count():
-            page.wait_for_selector("mjx-container", timeout=15000)  # MathJax typeset from the local copy
+            page.wait_for_selector("mjx-container", state="attached", timeout=15000)  # typeset from the local copy
         page.screenshot(path=str(SHOTS / f"{name.replace('/', '_')}.png"), full_page=True)
         assert p.external == [], f"{name} asked for off-machine resources: {p.external[:5]}"
         body = page.inner_text("body")
@@ -116,8 +116,8 @@ def test_page_renders_offline_without_errors(server, browser, name):
         assert "HBox(" not in body and "interactive(children" not in body, "a raw widget repr is on the page"
         assert "NBVAL" not in body and '"pip", "install"' not in body, "build machinery is on the page"
         if name.startswith("notebooks/"):  # the chapter's title comes first, above the Colab link
-            first = page.locator("main h1").first.bounding_box()
-            link = page.locator("main a[href*='colab.research.google.com']").first.bounding_box()
+            first = page.locator("h1:visible").first.bounding_box()
+            link = page.locator("a.reference.external[href*='colab.research.google.com']:visible").first.bounding_box()
             assert first and link and first["y"] < link["y"], "the Colab link renders above the chapter's title"
         broken = page.evaluate("Array.from(document.images).filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 80))")
         assert broken == [], f"images that did not load on {name}: {broken}"
@@ -201,7 +201,7 @@ def test_slider_buttons_draw_their_icons(server, browser, tmp_path):
             shot = tmp_path / f"button{i}.png"
             b.screenshot(path=str(shot))
             grey = Image.open(shot).convert("L")
-            inked = sum(1 for v in grey.getdata() if v < 128)
+            inked = sum(1 for v in grey.tobytes() if v < 128)
             assert inked >= 10, f"button {i}'s icon drew {inked} dark pixels: it is not visible"
     finally:
         p.close()
