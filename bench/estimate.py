@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bnutils import train as T  # noqa: E402
 from bnutils.experiments import basics, causal, divergence, ics, landscape, noisy  # noqa: E402
-from bnutils.models import MLP, VGG, DeepLinear, ResNet, conv_layers  # noqa: E402
+from bnutils.models import MLP, VGG, DeepLinear, ResNet, weight_layers  # noqa: E402
 from bnutils.profiles import PROFILES  # noqa: E402
 
 WORKLOADS = {"01_bn_basics": basics, "02_internal_covariate_shift": ics, "03_noisy_bn": noisy,
@@ -122,7 +122,7 @@ def measure(model: nn.Module, example_shape: tuple[int, ...], batch: int = COUNT
             loss = F.cross_entropy(out, torch.randint(0, out.shape[1], (batch,), device=dev))
         loss.backward()
         opt.step()
-    return ModelCost(fwd_flops / batch, flops.get_total_flops() / batch, fwd_ops, ops.ops, len(conv_layers(model)))
+    return ModelCost(fwd_flops / batch, flops.get_total_flops() / batch, fwd_ops, ops.ops, len(weight_layers(model)))
 
 
 @functools.lru_cache(maxsize=None)

@@ -333,10 +333,6 @@ def build_model(name: str, **kwargs) -> nn.Module:
     return {"mlp": MLP, "vgg": VGG, "dln": DeepLinear, "resnet": ResNet}[name](**kwargs)
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def stages(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     """The model as a chain of (qualified name, module) whose composition is its forward pass, or None when it
     is not a plain chain (the ResNet's skips). Lets a metric reuse the activations of a shared prefix of layers."""
@@ -351,6 +347,7 @@ def stages(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
     return None
 
 
-def conv_layers(model: nn.Module) -> list[nn.Module]:
-    """All conv/linear layers in forward order: 'layer #i' in the papers is conv_layers(model)[i - 1]."""
+def weight_layers(model: nn.Module) -> list[nn.Module]:
+    """The layers with a weight matrix (conv and linear) in forward order: 'layer #i' in the papers is
+    weight_layers(model)[i - 1]."""
     return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]

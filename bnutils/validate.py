@@ -112,3 +112,50 @@ def split_data(name: str, split: Any, *, class_labels: bool, n_classes: int | No
     if device is not None and (x.device != device or y.device != device):
         raise ValueError(f"the model's parameters are on {device} but {name} is on {x.device} (x) / {y.device} (y): "
                          f"move the model with model.to(...) or the split with Split.to(...)")
+
+
+def _lr_pair(name: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or value[0] == value[1]:
+        raise ValueError(f"{name}={value!r} must be a list of two different learning rates")
+    for lr in value:
+        positive(name, lr)
+
+
+def _increasing_pair(name: str, value: Any) -> None:
+    _lr_pair(name, value)
+    if not value[0] < value[1]:
+        raise ValueError(f"{name}={value!r}: the first must be smaller than the second")
+
+
+def _range(name: str, value: Any) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) or not 0 < value[0] <= value[1]:
+        raise ValueError(f"{name}={value!r} must be [low, high] with 0 < low <= high")
+
+
+def _resnet_depth(name: str, value: Any) -> None:
+    integer(name, value, minimum=8)
+    if (value - 2) % 6:
+        raise ValueError(f"{name}={value!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 56, 110)")
+
+
+RULES = {
+    "count": lambda n, v: integer(n, v),
+    "count>=2": lambda n, v: integer(n, v, minimum=2),
+    "resnet depth": _resnet_depth,
+    "positive": lambda n, v: positive(n, v),
+    "positive list": lambda n, v: [positive(n, x) for x in nonempty(n, v)],
+    "nonnegative list": lambda n, v: [positive(n, x, allow_zero=True) for x in nonempty(n, v)],
+    "lr pair": _lr_pair,
+    "increasing lr pair": _increasing_pair,
+    "range": _range,
+}
+
+
+def parameters(**checks: tuple[Any, str]) -> None:
+    """Check a chapter's `parameters` cell in one call, before any run: `name=(value, rule)` with a rule of
+    `RULES`; a value of None means "the profile's setting" and is not checked. Every chapter uses this."""
+    for name, (value, rule) in checks.items():
+        choice(f"the rule for {name}", rule, RULES)
+        if value is not None:
+            RULES[rule](name, value)

@@ -21,7 +21,7 @@ from bnutils import cache, plots
 from bnutils import claims as C
 from bnutils.experiments import causal as exp
 from bnutils.figures import causal as figs
-from bnutils.models import (BasicBlock, FixupResNet, ResNet, ScalarBias, SkipInitResNet, conv_layers,
+from bnutils.models import (BasicBlock, FixupResNet, ResNet, ScalarBias, SkipInitResNet, weight_layers,
                             fixup_rescale)
 from bnutils.norms import BATCH_FREE_KINDS, NORM_KINDS, group_count, make_norm
 
@@ -136,7 +136,7 @@ def test_batch_free_norm_does_not_depend_on_the_batch(kind):
     assert torch.allclose(net(other)[:1], alone, atol=1e-10, rtol=0)
     net.eval()
     assert torch.allclose(net(x[:1]), alone, atol=1e-10, rtol=0)  # the same in eval mode
-    assert all(l.bias is None for l in conv_layers(net)[:-1])  # it re-centres: no conv bias
+    assert all(l.bias is None for l in weight_layers(net)[:-1])  # it re-centres: no conv bias
 
 
 def test_batch_independence_measure_separates_bn_from_group():

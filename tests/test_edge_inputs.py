@@ -165,3 +165,19 @@ def test_batch_of_one_with_bn_in_ics_and_landscape_probes(call: Callable[[], Any
     monkeypatch.setattr(landscape, "load_cifar10", lambda *a, **k: tiny_cifar)
     with pytest.raises(ValueError, match="batch_size"):
         call()
+
+
+@pytest.mark.parametrize("rule, good, bad", [
+    ("count", 3, 0), ("count>=2", 2, 1), ("resnet depth", 14, 15), ("positive", 0.1, -1.0),
+    ("positive list", [0.1, 1.0], []), ("nonnegative list", [0.0, 1.0], [-0.5]), ("lr pair", [0.1, 0.5], [0.1, 0.1]),
+    ("increasing lr pair", [0.1, 0.5], [0.5, 0.1]), ("range", [0.5, 4.0], [4.0, 0.5]),
+])
+def test_notebook_parameters_name_the_parameter_and_the_rule(rule, good, bad):
+    validate.parameters(knob=(good, rule), unset=(None, rule))
+    with pytest.raises(ValueError, match="knob"):
+        validate.parameters(knob=(bad, rule))
+
+
+def test_notebook_parameters_reject_an_unknown_rule():
+    with pytest.raises(ValueError, match="rule for knob"):
+        validate.parameters(knob=(1, "counted"))

@@ -14,7 +14,7 @@ import torch.nn as nn
 from bnutils import data as D
 from bnutils.experiments import ics as X
 from bnutils.metrics import ICS
-from bnutils.models import MLP, VGG, DeepLinear, conv_layers
+from bnutils.models import MLP, VGG, DeepLinear, weight_layers
 from bnutils.train import LOSSES, Callback, StepState, train
 
 
@@ -81,9 +81,9 @@ def test_matches_direct_two_model_computation(method, norm):
         mixed.train()
         mixed.zero_grad()
         nn.functional.cross_entropy(mixed(cap.x).float(), cap.y).backward()  # as bnutils.train does
-        layer = conv_layers(mixed)[i - 1]
+        layer = weight_layers(mixed)[i - 1]
         g_prime = layer.weight.grad.flatten()
-        g = cap.old_grads[[n for n, m in model.named_modules() if m is conv_layers(model)[i - 1]][0] + ".weight"]
+        g = cap.old_grads[[n for n, m in model.named_modules() if m is weight_layers(model)[i - 1]][0] + ".weight"]
         g = g.flatten()
         l2 = float((g - g_prime).norm())
         cos = float(g @ g_prime / (g.norm() * g_prime.norm()))

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bnutils.models import MLP, VGG, DeepLinear, ResNet, build_model, conv_layers
+from bnutils.models import MLP, VGG, DeepLinear, ResNet, build_model, weight_layers
 from bnutils.norms import NORM_KINDS
 from bnutils.profiles import PROFILES
 
@@ -30,8 +30,8 @@ def test_every_norm_kind_in_every_model(norm):
 
 
 def test_bias_dropped_before_a_norm_and_kept_without():
-    assert all(l.bias is None for l in conv_layers(VGG(width=0.125, norm="batchnorm"))[:-1])
-    assert all(l.bias is not None for l in conv_layers(VGG(width=0.125, norm="none")))
+    assert all(l.bias is None for l in weight_layers(VGG(width=0.125, norm="batchnorm"))[:-1])
+    assert all(l.bias is not None for l in weight_layers(VGG(width=0.125, norm="none")))
 
 
 def test_kaiming_init_keeps_deep_relu_signal():
@@ -45,7 +45,7 @@ def test_kaiming_init_keeps_deep_relu_signal():
 
 def test_dln_has_no_bias_and_norm_everywhere_but_last():
     net = DeepLinear(depth=25, dim=10, norm="batchnorm")
-    assert len(conv_layers(net)) == 25 and all(l.bias is None for l in conv_layers(net))
+    assert len(weight_layers(net)) == 25 and all(l.bias is None for l in weight_layers(net))
     assert sum(isinstance(m, nn.BatchNorm1d) for m in net.modules()) == 24
 
 

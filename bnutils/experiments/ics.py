@@ -28,7 +28,7 @@ from ..cache import cached_run
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
 from ..metrics.ics import METHODS as ICS_METHODS
-from ..models import VGG, DeepLinear, conv_layers
+from ..models import VGG, DeepLinear, weight_layers
 from ..report import ratio_groups, scan_table, span  # noqa: F401  moved to bnutils.report; kept importable here
 from ..train import seed_everything, smooth, train
 
@@ -204,7 +204,7 @@ def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[in
         data = linear_teacher(1000, 10, seed=0)
         net = DeepLinear(25, 10, norm=norm)
         bs, loss, lr = None, "sum_squared", 1e-7
-    n_layers = len(conv_layers(net))
+    n_layers = len(weight_layers(net))
     layers = _layers("layers", layers, n_layers) or list(range(1, n_layers + 1))
     plain = copy.deepcopy(net)
     t0 = time.perf_counter()

@@ -1,6 +1,6 @@
 """Internal covariate shift measured exactly as Santurkar et al. (2018), Definition 2.1.
 
-For the batch (x_t, y_t) of step t and a monitored layer i (a conv/linear layer, `models.conv_layers`):
+For the batch (x_t, y_t) of step t and a monitored layer i (a conv/linear layer, `models.weight_layers`):
 
     G_i  = grad of L w.r.t. W_i at (W_1^t, ..., W_k^t)
     G'_i = grad of L w.r.t. W_i at (W_1^{t+1}, ..., W_{i-1}^{t+1}, W_i^t, ..., W_k^t)   (same batch)
@@ -39,7 +39,7 @@ import torch.nn as nn
 from torch.func import functional_call, grad, vmap
 
 from .. import validate
-from ..models import conv_layers, stages
+from ..models import weight_layers, stages
 from ..modes import Hooks, RngState, rng_state, set_rng_state, temporary_mode
 from ..train import Callback, StepState
 
@@ -50,7 +50,7 @@ REFERENCES = ("recompute", "grad")
 class ICS(Callback):
     """Santurkar's internal covariate shift (Definition 2.1) per monitored layer, every `every` steps.
 
-    layers: 1-based indices into `models.conv_layers(model)` ("layer #5" is 5); None monitors all of them.
+    layers: 1-based indices into `models.weight_layers(model)` ("layer #5" is 5); None monitors all of them.
     method: 'prefix' (shared forward through the moved layers), 'vmap' (all layers in one batched call), 'loop'
     (one whole forward/backward per layer) or 'auto' (see the module docstring).
     reference: 'recompute' computes G with the same code as G' (float32, robust to mixed precision);
@@ -71,7 +71,7 @@ class ICS(Callback):
         if chunk_size is not None:
             validate.integer("chunk_size", chunk_size)
         self.chunk_size = chunk_size
-        all_layers = conv_layers(model)
+        all_layers = weight_layers(model)
         if not all_layers:
             raise ValueError("model has no conv/linear layers to monitor")
         self._chain = stages(model)
