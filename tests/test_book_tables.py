@@ -3,6 +3,7 @@ import json
 import sys
 from pathlib import Path
 
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -95,3 +96,38 @@ def test_course_table_counts_reading_time_and_exercises_by_kind(tmp_path):
     _chapter(tmp_path, "09_test", [], markdown=md, seconds=90.0)
     row = [r for r in course.table(tmp_path).splitlines() if r.startswith("| [9. Test]")][0]
     assert "| 2 min |" in row and "1.5 min at `cpu`" in row and "| 1 / 2 / 3 |" in row
+
+
+def test_exercise_table_sums_each_exercises_solution_seconds_and_stops_at_the_next_heading(tmp_path):
+    import course
+
+    cells = [nbformat.v4.new_markdown_cell("# 9. Test"), nbformat.v4.new_markdown_cell("### Exercise 1 (pen and paper)"),
+             nbformat.v4.new_markdown_cell("### Exercise 2 (compute)"),
+             nbformat.v4.new_code_cell("a", metadata={"tags": ["solution"], "bnbook": {"seconds": 12.0}}),
+             nbformat.v4.new_code_cell("b", metadata={"tags": ["solution"], "bnbook": {"seconds": 3.5}}),
+             nbformat.v4.new_markdown_cell("## Summary"),
+             nbformat.v4.new_code_cell("c", metadata={"bnbook": {"seconds": 99.0}}),
+             nbformat.v4.new_markdown_cell("### Exercise 3 (compute)")]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"bnbook": {"profile": "cpu", "seconds": 1.0}})
+    nbformat.write(nb, tmp_path / "09_test.ipynb")
+    assert [(e["kind"], e["seconds"]) for e in course.exercises(tmp_path / "09_test.ipynb")] == \
+        [("pen and paper", None), ("compute", 15.5), ("compute", None)]
+    table = course.exercise_table(tmp_path)
+    assert "| 9 | Exercise 2 (compute) | compute | 16 s at `cpu` |" in table and "not measured" in table
+
+
+def test_scales_page_shows_every_seed_set_per_scale_and_names_the_scales_without_records(tmp_path):
+    import scales
+
+    def rec(profile, seed, outcome, effect):
+        return {"chapter": "02_x", "profile": profile, "seed": seed, "seconds": 60.0, "claims": {
+            "ch2.ics_equal_step": {"reproduced": outcome, "effect": effect, "spread": None, "adequate": True,
+                                   "seeds": [seed, seed + 1]}}}
+
+    md = scales.page([rec("cpu", 0, "partly", 3.0), rec("ci", 0, "no", 1.0), rec("ci", 1, "yes", 2.0),
+                      rec("ci", 2, "partly", 4.0)], images={("02_x", "ci"): 1280})
+    ci_row = [r for r in md.splitlines() if r.startswith("| `ci`")][0]
+    assert "0/1, 1/2, 2/3" in ci_row and "no; yes; partly" in ci_row and "2 (1 to 4)" in ci_row
+    assert "1,280" in ci_row and "3 of 3" in ci_row
+    assert md.index("| `ci`") < md.index("| `cpu`")  # scales in order of compute
+    assert "No records yet** at: `long`, `gpu` (" in md

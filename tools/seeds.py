@@ -2,8 +2,11 @@
 checked line and every verdict that changes with the seed (a checked line that changes is not a check).
 
     python tools/seeds.py OUT_DIR --profile ci --seeds 0 1 2 [NB ...]
+    python tools/seeds.py record book/data/scales.json OUT_DIR/*.ipynb   # keep their verdicts for the scales page
 
-Each run uses its own empty run cache. Writes OUT_DIR/seeds.md (the report) and the executed notebooks.
+Each run uses its own empty run cache. Writes OUT_DIR/seeds.md (the report) and the executed notebooks. `record`
+merges the verdict records of executed notebooks into the file the book's "claims across scales" page reads
+(book/_ext/scales.py), replacing earlier records of the same chapter, profile and seed.
 """
 from __future__ import annotations
 
@@ -65,7 +68,27 @@ def report(results: dict[str, dict[int, Path]], profile: str) -> str:
     return "\n".join(rows)
 
 
+def record(store: Path, notebooks: list[Path]) -> list[dict]:
+    """Merge the verdict records of executed `notebooks` into `store` (JSON); returns the stored records."""
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from scales import records_of
+
+    old = json.loads(store.read_text()) if store.is_file() else []
+    new = [r for r in (records_of(nb) for nb in notebooks) if r["claims"]]
+    keys = {(r["chapter"], r["profile"], r["seed"]) for r in new}
+    merged = [r for r in old if (r["chapter"], r["profile"], r["seed"]) not in keys] + new
+    merged.sort(key=lambda r: (r["chapter"], str(r["profile"]), r["seed"] if r["seed"] is not None else -1))
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(merged, indent=1) + "\n")
+    return merged
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["record"]:
+        if len(argv) < 3:
+            raise SystemExit("usage: python tools/seeds.py record STORE.json NOTEBOOK.ipynb ...")
+        print(f"{len(record(Path(argv[1]), [Path(a) for a in argv[2:]]))} records in {argv[1]}")
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("notebooks", nargs="*")

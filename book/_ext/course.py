@@ -2,7 +2,9 @@
 
 For every chapter: the reading time (words of its markdown cells at 200 words a minute), the compute time of its
 committed run (notebook metadata), and its exercises by kind (each exercise's heading says "pen and paper" or
-"compute"). Written to book/_generated/course.md before the pages are read, so the plan cannot drift.
+"compute"). Written to book/_generated/course.md before the pages are read, so the plan cannot drift. A second
+table, book/_generated/exercises.md, lists every exercise with its kind and the measured compute time of its
+solution cells in the committed run (`tools/nb.py execute` stores each solution cell's seconds).
 """
 from __future__ import annotations
 
@@ -43,9 +45,43 @@ def table(notebooks: Path) -> str:
     return "\n".join(rows) + "\n"
 
 
+def exercises(nb: Path) -> list[dict]:
+    """Each exercise of a chapter: its heading, kind, and the seconds its solution cells took in the committed run
+    (None when the run stored no timing: a pen-and-paper exercise, or a chapter executed before timings existed)."""
+    rows: list[dict] = []
+    current: dict | None = None  # the exercise whose section we are in (a later heading ends it)
+    for c in json.loads(nb.read_text())["cells"]:
+        src = "".join(c["source"])
+        if c["cell_type"] == "markdown" and re.match(r"^#+\s", src):
+            head = EXERCISE.match(src)
+            current = None
+            if head:
+                title = head.group(0).lstrip("# ").strip()
+                current = {"heading": title, "seconds": None,
+                           "kind": "pen and paper" if "pen and paper" in title.lower() else "compute"}
+                rows.append(current)
+            continue
+        seconds = c.get("metadata", {}).get("bnbook", {}).get("seconds")
+        if current is not None and seconds is not None:
+            current["seconds"] = (current["seconds"] or 0.0) + float(seconds)
+    return rows
+
+
+def exercise_table(notebooks: Path) -> str:
+    rows = ["| chapter | exercise | kind | compute (solution, committed run) |", "|---|---|---|---|"]
+    for nb in sorted(notebooks.glob("*.ipynb")):
+        r = chapter_row(nb)
+        for e in exercises(nb):
+            t = "—" if e["kind"] == "pen and paper" else ("not measured" if e["seconds"] is None else
+                                                           f"{e['seconds']:.0f} s at `{r['profile']}`")
+            rows.append(f"| {r['title'].split('.')[0]} | {e['heading']} | {e['kind']} | {t} |")
+    return "\n".join(rows) + "\n"
+
+
 def _write(app) -> None:
     root = Path(app.srcdir)
     write_if_changed(root / "book" / "_generated" / "course.md", table(root / "notebooks"))
+    write_if_changed(root / "book" / "_generated" / "exercises.md", exercise_table(root / "notebooks"))
 
 
 def setup(app):

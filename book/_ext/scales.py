@@ -1,0 +1,132 @@
+"""Sphinx extension: the "claims across scales" page, from verdict records at every scale the book was run at.
+
+The committed chapters give the `cpu` records of the notebook's own seed (read live, so they cannot go stale).
+Every other record (other seeds at `cpu`, the `ci` seed sweep, a `long` run) is in book/data/scales.json, written
+by `python tools/seeds.py record` from executed notebooks. For each headline claim the page shows, per scale, the
+outcome of each seed set, the effect (median over seed sets) with its spread, and the compute behind it.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from verdicts import MIME, _estimate_module, write_if_changed  # a sibling extension in book/_ext
+
+HEADLINES = ["ch1.fig1_steadier", "ch2.ics_equal_step", "ch3.noisy_trains_as_well", "ch4.vgg_smoother",
+             "ch5.large_lr_diverge_without_bn", "ch5.gain_from_large_lr"]
+ORDER = ["ci", "cpu", "long", "gpu"]
+
+
+def records_of(nb: Path) -> dict:
+    """One executed chapter as a scales record: profile, notebook seed, wall seconds, and each claim's verdict."""
+    doc = json.loads(nb.read_text())
+    claims, seed = {}, None
+    for cell in doc["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []) or "injected-parameters" in \
+                cell.get("metadata", {}).get("tags", []):
+            for line in "".join(cell["source"]).splitlines():
+                if line.replace(" ", "").startswith("seed="):
+                    seed = int(line.split("=", 1)[1].split("#")[0])
+        for out in cell.get("outputs", []):
+            rec = out.get("data", {}).get(MIME)
+            if rec:
+                for v in rec["verdicts"]:
+                    if v.get("claim_id"):
+                        claims[v["claim_id"]] = {k: v.get(k) for k in ("reproduced", "effect", "spread", "adequate",
+                                                                        "seeds")}
+    meta = doc["metadata"].get("bnbook", {})
+    profile = meta.get("profile") or next((r["profile"] for c in doc["cells"] for o in c.get("outputs", [])
+                                           for r in [o.get("data", {}).get(MIME)] if r), None)
+    return {"chapter": nb.stem, "profile": profile, "seed": seed, "seconds": meta.get("seconds"), "claims": claims}
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:.3g}"
+
+
+def training_images(root: Path) -> dict[tuple[str, str], int]:
+    """(chapter, profile) -> images trained on in one run of the chapter at that profile, from each chapter's
+    `workload(SCALES[profile])` (bench/estimate.py's table of chapters). Empty when the estimator cannot load."""
+    try:
+        est = _estimate_module(root)
+    except Exception:  # noqa: BLE001 (information only: the page then shows no image counts)
+        return {}
+    out = {}
+    for chapter, module in est.WORKLOADS.items():
+        for prof, scale in module.SCALES.items():
+            if prof in est.PROFILES:
+                items = module.workload(scale, est.PROFILES[prof])
+                out[chapter, prof] = sum(w["passes"] * w["batch"] for w in items if w["mode"] == "train")
+    return out
+
+
+def page(records: list[dict], registry: dict | None = None, images: dict | None = None) -> str:
+    """The page body: one table per headline claim, one row per scale. `registry`: claim id -> (text, effect
+    description); `images`: (chapter, profile) -> training images per run."""
+    if not records:
+        return "*No verdict records yet.*\n"
+    registry, images = registry or {}, images or {}
+    out = []
+    for cid in HEADLINES:
+        rows = [r for r in records if cid in r["claims"]]
+        if not rows:
+            continue
+        text, effect = registry.get(cid, (cid, "the claim's effect"))
+        out += [f"### {text}", "", f"`{cid}`; effect: {effect}.", "",
+                "| scale | seeds | outcome per seed set | effect: median (range over seed sets) | adequate | "
+                "training images per run | wall time per run |", "|---|---|---|---|---|---|---|"]
+        for prof in sorted({r["profile"] for r in rows}, key=lambda p: ORDER.index(p) if p in ORDER else 99):
+            rs = sorted((r for r in rows if r["profile"] == prof), key=lambda r: r["seed"] if r["seed"] is not None else -1)
+            vs = [r["claims"][cid] for r in rs]
+            eff = sorted(v["effect"] for v in vs if v["effect"] is not None and math.isfinite(v["effect"]))
+            med = (eff[len(eff) // 2] if len(eff) % 2 else (eff[len(eff) // 2 - 1] + eff[len(eff) // 2]) / 2) if eff else None
+            rng = f" ({_fmt(eff[0])} to {_fmt(eff[-1])})" if len(eff) > 1 else ""
+            secs = [r["seconds"] for r in rs if r.get("seconds")]
+            wall = "—" if not secs else (f"{secs[0] / 60:.1f} min" if len(secs) == 1 else
+                                         f"{min(secs) / 60:.1f}–{max(secs) / 60:.1f} min")
+            img = images.get((rs[0]["chapter"], prof))
+            seeds = ", ".join("/".join(map(str, v.get("seeds") or [r["seed"]])) for v, r in zip(vs, rs))
+            rows_out = "; ".join(v["reproduced"] for v in vs)
+            out.append(f"| `{prof}` | {seeds} | {rows_out} | {_fmt(med)}{rng} | "
+                       f"{sum(bool(v['adequate']) for v in vs)} of {len(vs)} | "
+                       f"{'—' if img is None else f'{img:,}'} | {wall} |")
+        out.append("")
+    missing = [p for p in ORDER if p not in {r["profile"] for r in records}]
+    if missing:
+        out.append(f"**No records yet** at: {', '.join(f'`{p}`' for p in missing)} (`long` is about 4–8× the `cpu` "
+                   "steps; `gpu` the papers' settings). Their rows appear here once their runs are recorded.")
+    return "\n".join(out) + "\n"
+
+
+def collect(root: Path) -> list[dict]:
+    """The committed chapters' records plus book/data/scales.json (records of the same chapter, profile and seed
+    as a committed chapter are dropped: the committed run is the current one)."""
+    live = [records_of(nb) for nb in sorted((root / "notebooks").glob("*.ipynb"))]
+    live = [r for r in live if r["claims"]]
+    stored_path = root / "book" / "data" / "scales.json"
+    stored = json.loads(stored_path.read_text()) if stored_path.is_file() else []
+    seen = {(r["chapter"], r["profile"], r["seed"]) for r in live}
+    return live + [r for r in stored if (r["chapter"], r["profile"], r["seed"]) not in seen]
+
+
+def _registry(root: Path) -> dict:
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from bnutils.claims import CLAIMS
+
+    return {cid: (c.text, c.effect) for cid, c in CLAIMS.items()}
+
+
+def _write(app) -> None:
+    root = Path(app.srcdir)
+    write_if_changed(root / "book" / "_generated" / "scales.md",
+                     page(collect(root), _registry(root), training_images(root)))
+
+
+def setup(app):
+    app.connect("builder-inited", _write)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
