@@ -9,7 +9,7 @@ SHARED_DATA := $(abspath ../shared/data)
 export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
 JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
 
-.PHONY: venv browser-deps book test execute stale student student-book release clean
+.PHONY: venv browser-deps book test smoke gpu-check execute stale student student-book release clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,11 +28,18 @@ browser-deps:  ## headless Chromium for the browser test (Debian package; needs 
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "no Chromium and no way to install it: the browser test will be skipped (it fails under CI=true)"
 
-test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the strict book build, the browser test
-	$(PY) -m pytest tests -q --ignore=tests/browser
+test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the slow tests, the book build, the browser test
+	$(PY) -m pytest tests -q --ignore=tests/browser -m "not slow"
 	$(PY) tools/nb.py ci
+	$(PY) -m pytest tests -q --ignore=tests/browser -m "slow and not smoke"  # after the chapters: the determinism test reuses their run
 	$(JB)
 	$(PY) -m pytest tests/browser -q
+
+smoke: venv  ## every cell of every chapter at the gpu settings, each run capped (BNBOOK_SMOKE=1; NB=... for some)
+	$(PY) tools/nb.py smoke $(NB)
+
+gpu-check: venv  ## on a CUDA machine: benchmark, chapter runtimes from measured steps, smoke run (OUT=dir)
+	tools/gpu_check.sh $(or $(OUT),artifacts/gpu_check)
 
 execute: venv  ## re-run chapters at the cpu profile and store their outputs (NB=notebooks/xx.ipynb for one)
 	$(PY) tools/nb.py execute $(NB)

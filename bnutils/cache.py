@@ -19,7 +19,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 CACHE_ENV = "BNBOOK_CACHE"
 
@@ -119,21 +119,27 @@ def _presentation(name: str) -> bool:
     return any(name == p or (p != "bnutils" and name.startswith(p + ".")) for p in PRESENTATION)
 
 
+def module_closure(roots: Iterable[str], *, presentation: bool = True) -> set[str]:
+    """The bnutils modules in `roots` and every bnutils module they import, transitively; with presentation=False
+    the figures, plots and prose modules (PRESENTATION) are left out, except a root itself."""
+    roots = set(roots)
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        m = todo.pop()
+        if m in seen or (not presentation and m not in roots and _presentation(m)) or not _module_file(m):
+            continue
+        seen.add(m)
+        todo.extend(_imports(m, _module_file(m).read_text()))
+    return seen
+
+
 @functools.lru_cache(maxsize=None)
 def code_fingerprint(module: str) -> str:
     """sha256 over the source of bnutils module `module` and every bnutils module it imports, transitively,
     leaving out figures, plots and prose: renaming an axis label keeps every cached run."""
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        m = todo.pop()
-        if m in seen or (m != module and _presentation(m)):
-            continue
-        seen.add(m)
-        if _module_file(m):
-            todo.extend(_imports(m, _module_file(m).read_text()))
     h = hashlib.sha256()
-    for m in sorted(seen):
+    for m in sorted(module_closure([module], presentation=False) | {module}):
         h.update(m.encode())
         h.update(_module_file(m).read_bytes() if _module_file(m) else b"")
     return h.hexdigest()[:16]
@@ -215,13 +221,17 @@ def run_key(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]
     """Everything a cached run of `fn(*args, **kwargs)` depends on: its bound arguments with defaults applied
     (each fingerprinted), the CIFAR-10 source it would read, and the code it runs."""
     from .data import source_identity
+    from .profiles import smoke
 
     bound = inspect.signature(fn).bind(*args, **kwargs)
     bound.apply_defaults()
     arguments = {k: v for k, v in bound.arguments.items() if k != "cache"}
-    return {"run": f"{fn.__module__}.{fn.__qualname__}", "code": code_fingerprint(fn.__module__),
-            "cifar10_source": source_identity(),
-            "arguments": {k: fingerprint(k, v) for k, v in arguments.items()}}
+    key = {"run": f"{fn.__module__}.{fn.__qualname__}", "code": code_fingerprint(fn.__module__),
+           "cifar10_source": source_identity(),
+           "arguments": {k: fingerprint(k, v) for k, v in arguments.items()}}
+    if smoke():  # a capped smoke run is never served as (or from) a real one
+        key["smoke"] = vars(smoke())
+    return key
 
 
 def cached_run(namespace: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

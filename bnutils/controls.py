@@ -87,12 +87,10 @@ def noise_strength(data: Dataset, run: Mapping[str, Any], strength: float = 1.0,
 
 def _finding(runs: dict[str, list[dict]]) -> str:
     """How many of the three Fig 4 medians are smaller with BN than without (over the whole probe range)."""
-    from .experiments.landscape import band_summary
+    from .experiments.landscape import smoothness_ratios
+    from .report.landscape import smoothness_finding
 
-    none, bn = band_summary(runs["none"]), band_summary(runs["batchnorm"])
-    n = sum(none[k] > bn[k] for k in none)
-    return ("BN is smoother on all three measures" if n == 3 else
-            f"BN is smoother on {n} of 3 measures" if n else "BN is not smoother here")
+    return smoothness_finding(smoothness_ratios(runs))
 
 
 def landscape_probe(lr: float = 1e-6, max_rel: float = 30.0, steps: int = 200, *, seed: int = 0,

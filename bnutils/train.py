@@ -10,6 +10,7 @@ import random
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -21,6 +22,7 @@ from . import validate
 from .data import Dataset, Split, augment as augment_batch, batches
 from .modes import temporary_mode
 from .norms import is_norm
+from .profiles import check_device, smoke
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "cross_entropy": F.cross_entropy,
@@ -37,10 +39,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def cpu_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX): only then is bf16 autocast faster."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, c, lambda: False)() for c in checks)
+def cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX): only then is bf16 autocast faster.
+    torch before 2.4 has no query for it, so the CPU's flags (Linux) answer then; elsewhere it stays off."""
+    checks = [getattr(torch.cpu, c, None) for c in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(c is not None for c in checks):
+        return any(c() for c in checks if c is not None)
+    try:
+        flags = Path(cpuinfo).read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -116,15 +125,23 @@ class Run:
 def evaluate(model: nn.Module, split: Split, *, loss: str = "cross_entropy", stats: str = "running",
              batch_size: int = 1000) -> dict[str, float]:
     """Loss and accuracy on `split`. stats='running' is eval mode (population statistics); 'batch' normalizes
-    each evaluation batch with its own statistics (train-mode BN, noise off), restoring every buffer after."""
+    each evaluation batch with its own statistics (train-mode BN, noise off), restoring every buffer after.
+    Smoke mode (bnutils.profiles) evaluates the first `eval_batches` batches of at most `batch` examples only."""
     validate.choice("loss", loss, LOSSES)
     validate.choice("stats", stats, ("running", "batch"))
     validate.integer("batch_size", batch_size)
     if len(split) == 0:
         raise ValueError("split is empty: there is nothing to evaluate on")
     total_loss, correct, n = 0.0, 0, 0
+    caps = smoke()
+    if caps:
+        batch_size = min(batch_size, caps.batch)
+    end = min(len(split), caps.eval_batches * batch_size) if caps else len(split)
+    if split.x.dim() == 4:
+        check_device("the evaluated model", model)
+        check_device("an evaluation batch", split.x, split.y)
     with temporary_mode(model, train=stats == "batch", keep_buffers=True):
-        for i in range(0, len(split), batch_size):
+        for i in range(0, end, batch_size):
             x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
             out = model(x).float()
             total_loss += float(LOSSES[loss](out, y)) * (len(x) if loss != "sum_squared" else 1)
@@ -153,6 +170,8 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
     weights and images channels-last, the fast layout for tensor cores and for oneDNN on CPUs (a layout change:
     the same numbers to float tolerance).
     The model is trained in place on the device its parameters are on; the data must be on that device too.
+    Smoke mode (bnutils.profiles) caps `steps` and the batches, and checks that images and model are on the
+    profile's device.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -202,6 +221,12 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
             raise ValueError(f"eval_stats='batch' with {len(data.test)} test examples leaves a final evaluation batch "
                              "of 1 (batch_size 1000), which batch-statistics norm layers cannot normalize")
 
+    caps = smoke()
+    if caps:
+        steps = min(steps, caps.steps)
+    images = data.train.x.dim() == 4  # image models run on the profile's device (the DLN may stay on the CPU)
+    if images:
+        check_device("the trained model", model)
     config = dict(steps=steps, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
                   lr_drop=list(lr_drop) if lr_drop else None, loss=loss, seed=seed, augment=augment)
     run = Run(config=config)
@@ -239,10 +264,14 @@ def train(model: nn.Module, data: Dataset, *, steps: int, lr: float, batch_size:
             for g in opt.param_groups:
                 g["lr"] = lr * lr_drop[1]
         x, y = next(batch_iter)
+        if caps:
+            x, y = x[:caps.batch], y[:caps.batch]
         if augment:
             x = augment_batch(x, gen)
         if channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
+        if images:
+            check_device(f"the training batch of step {step}", x, y)
         active = [cb for cb in callbacks.values() if step % cb.every == 0]
         state = StepState(step, model, x, y, None, loss_fn, opt, opt.param_groups[0]["lr"])
         for cb in active:

@@ -17,6 +17,9 @@ def _small_cpu():
     torch.manual_seed(0)
 
 
+REAL_CACHE = Path(os.environ.get("BNBOOK_CACHE", "").strip() or Path.home() / ".cache" / "bnbook").expanduser()
+
+
 @pytest.fixture
 def tmp_cache(tmp_path, monkeypatch):
     """A private BNBOOK_CACHE so tests never see (or spoil) a real cache."""
@@ -32,3 +35,40 @@ def cifar_root() -> Path | None:
                 or (cand / "cifar-10-batches-py").is_dir():
             return cand
     return None
+
+
+@pytest.fixture
+def cifar_env(monkeypatch):
+    """BNBOOK_DATA pointed at the offline CIFAR-10 copy, for experiments that load their own subset."""
+    root = cifar_root()
+    if root is not None:
+        monkeypatch.setenv("BNBOOK_DATA", str(root))
+
+
+def link_decoded_arrays(folder: Path, *sources: Path) -> Path:
+    """Make `folder` a run cache that shares the decoded CIFAR-10 arrays of the real cache (and of `sources`):
+    decoding them again takes ~30 s. Returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in (REAL_CACHE, *sources):
+        for f in Path(src).glob("cifar10-*.npz"):
+            if not (folder / f.name).exists():
+                (folder / f.name).symlink_to(f.resolve())
+    return folder
+
+
+@pytest.fixture
+def cifar_cache(tmp_cache):
+    """tmp_cache (a private BNBOOK_CACHE for run results) that still sees the decoded CIFAR-10 arrays."""
+    return link_decoded_arrays(tmp_cache)
+
+
+@pytest.fixture
+def tiny_images():
+    """A factory of tiny random image data sets (N, 3, size, size), classes cycling 0..9: tiny_images(n_train=64)."""
+    from bnutils.data import Dataset, Split
+
+    def make(n_train: int = 64, n_test: int = 16, size: int = 32, seed: int = 0) -> Dataset:
+        g = torch.Generator().manual_seed(seed)
+        x, y = torch.randn(n_train + n_test, 3, size, size, generator=g), torch.arange(n_train + n_test) % 10
+        return Dataset("tiny", Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]))
+    return make

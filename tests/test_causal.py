@@ -3,19 +3,17 @@ the experiments check their arguments and record divergence as data, every argum
 key, the figures draw, and each registered criterion gives each of its outcomes."""
 from __future__ import annotations
 
-import inspect
 import math
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 from conftest import cifar_root
+from test_divergence import SWEEP_BAD_ARGUMENTS, rejects
 
 from bnutils import cache, plots
 from bnutils import claims as C
@@ -27,24 +25,6 @@ from bnutils.norms import BATCH_FREE_KINDS, NORM_KINDS, group_count, make_norm
 
 needs_cifar = pytest.mark.skipif(cifar_root() is None, reason="offline CIFAR-10 not available")
 NAN = math.nan
-
-
-@pytest.fixture
-def cifar_env(monkeypatch):
-    root = cifar_root()
-    if root is not None:
-        monkeypatch.setenv("BNBOOK_DATA", str(root))
-
-
-@pytest.fixture
-def tmp_cache(tmp_path, monkeypatch):
-    """A private BNBOOK_CACHE (run results) that still sees the decoded CIFAR-10 arrays of the real one."""
-    real = cache.cache_dir()
-    monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "cache").mkdir()
-    for f in Path(real).glob("*.npz"):
-        (tmp_path / "cache" / f.name).symlink_to(f)
-    return tmp_path / "cache"
 
 
 @pytest.fixture(autouse=True)
@@ -190,22 +170,12 @@ def test_structure_holds_at_every_depth(variant):
 
 # ---------------------------------------------------------------- the experiments
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(lrs=[]), "lrs"),
-    (dict(lrs=[-0.1]), "lrs"),
+@pytest.mark.parametrize("kwargs, name", SWEEP_BAD_ARGUMENTS + [
     (dict(lrs=[0.1], variants=["batchnrom"]), "variant"),
     (dict(lrs=[0.1], variants=["fixup", "fixup"]), "variants"),
-    (dict(lrs=[0.1], depth=10), "depth"),
-    (dict(lrs=[0.1], width=0), "width"),
-    (dict(lrs=[0.1], seeds=[0, 0]), "seeds"),
-    (dict(lrs=[0.1], steps=0), "steps"),
-    (dict(lrs=[0.1], steps=2, n_evals=4), "n_evals"),
-    (dict(lrs=[0.1], device="tpu"), "device"),
 ])
-def test_lr_sweep_rejects_bad_arguments(kwargs, name, tmp_cache):
-    lrs = kwargs.pop("lrs")
-    with pytest.raises(ValueError, match=name):
-        exp.lr_sweep(lrs, steps=kwargs.pop("steps", 4), **kwargs)
+def test_lr_sweep_rejects_bad_arguments(kwargs, name, cifar_cache):
+    rejects(exp.lr_sweep, kwargs, name)
 
 
 def test_other_functions_reject_bad_arguments():
@@ -261,7 +231,7 @@ def test_growth_and_divergence_step_helpers():
 
 
 @needs_cifar
-def test_forced_divergence_is_recorded_and_cached(tmp_cache, cifar_env):
+def test_forced_divergence_is_recorded_and_cached(cifar_cache, cifar_env):
     """At a huge lr the networks diverge: recorded as data (no accuracy), summarised, and served from the cache;
     BN and no-BN runs are chapter 5's own."""
     kw = dict(variants=["none", "fixup", "skipinit"], seeds=[0], steps=6, n_test=200, n_evals=1, depth=8,
@@ -292,7 +262,7 @@ def test_activations_do_not_grow_for_the_fixes_at_init(cifar_env):
 
 
 @needs_cifar
-def test_relative_loss_of_a_new_variant(tmp_cache, cifar_env):
+def test_relative_loss_of_a_new_variant(cifar_cache, cifar_env):
     r = exp.relative_loss("skipinit", [1e-3, 1.0], n_batches=2, depth=8, width=0.125, n_train=512)
     assert r["variant"] == "skipinit" and len(r["ratio"]) == 2 and len(r["ratio"][0]) == 2
     assert exp.relative_loss("none", [1e-3], n_batches=1, depth=8, width=0.125, n_train=512)["variant"] == "none"
@@ -395,18 +365,6 @@ def test_every_ch6_claim_has_a_case_for_each_of_its_outcomes():
         assert C.CLAIMS[cid].chapter == 6
 
 
-@pytest.mark.parametrize("cid,outcome", [(c, o) for c, cases in CASES.items() for o in cases])
-def test_criterion_gives_each_outcome(cid, outcome):
-    seeds, numbers = CASES[cid][outcome]
-    v = C.judge(cid, seeds=seeds, **numbers)
-    assert v.reproduced == outcome, v.evidence
-    assert v.claim_id == cid and v.criterion == C.CLAIMS[cid].criterion and v.seeds == list(seeds)
-    assert v.adequate == (outcome != "not at this scale")
-    assert v.evidence and "nan" not in v.evidence.lower()
-    if outcome == "not at this scale":
-        assert v.evidence.startswith("Adequacy failed")
-
-
 @pytest.mark.parametrize("cid", ["ch6.fixes_tolerate_large_lr", "ch6.fixes_close_to_bn", "ch6.batch_free_lr_tolerance"])
 def test_one_seed_is_never_yes(cid):
     _, numbers = CASES[cid]["yes"]
@@ -419,3 +377,44 @@ def test_close_within_the_seed_noise_is_partly():
     noisy = {1e-3: [0.30, 0.31], 0.1: [0.40, 0.52]}  # spread 12 points
     v = C.judge("ch6.fixes_close_to_bn", seeds=S2, **_tab(NONE, BN, noisy, noisy))
     assert v.reproduced == "partly" and v.spread == pytest.approx(0.12)
+
+
+# ---------------------------------------------------------------- the generated text
+
+def test_large_lr_training_counts_the_runs_that_trained_where_no_bn_diverged():
+    runs = _fake_runs()
+    table = exp.sweep_table(runs, exp.VARIANTS, [1e-3, 1.0], [0, 1])
+    out = exp.large_lr_training(table, chance=0.15)
+    every = [lr for lr in (1e-3, 1.0) if all(table["diverged"]["none"][lr])]
+    assert out["large"] == every and out["n_cases"] == 2 * len(every)
+    assert set(out["trained"]) == set(exp.VARIANTS) - {"none"}
+    assert all(0 <= n <= out["n_cases"] for n in out["trained"].values())
+    with pytest.raises(ValueError, match="chance"):
+        exp.large_lr_training(table, chance=2.0)
+
+
+def test_divergence_onset_says_what_the_sweep_shows():
+    from bnutils import report
+
+    assert report.divergence.onset("no BN", {"some": 1.0, "every": 1.0}) == "no BN diverges in every seed from η = 1"
+    assert report.divergence.onset("no BN", {"some": 0.3, "every": 1.0}) == (
+        "no BN diverges in some seeds from η = 0.3, in every seed from η = 1")
+    assert report.divergence.onset("no BN", {"some": 0.3, "every": None}) == "no BN diverges in some seeds from η = 0.3"
+    assert "never" in report.divergence.onset("BN", {"some": None, "every": None})
+
+
+@pytest.mark.parametrize("tolerate, free, words", [("yes", "yes", "survives the test"), ("partly", "no", "batch-free"),
+                                                   ("not at this scale", "no", "could not show"),
+                                                   ("no", "no", "did not bring back")])
+def test_causal_findings_follow_the_verdicts(tolerate, free, words):
+    from bnutils import report
+
+    growth = {"none": [1e6, 3e6], "skipinit": [1.0, 1.0], "fixup": [1.2, 1.1], "batchnorm": [5.0], "group": [6.0]}
+    summary = {v: {"best_acc": 0.4, "max_trainable_lr": 0.1 if v != "none" else None} for v in exp.VARIANTS}
+    outcomes = {"fixes_tolerate_large_lr": tolerate, "batch_free_lr_tolerance": free, "fixes_close_to_bn": "yes"}
+    large = {"large": [1.0], "trained": {"skipinit": 2, "fixup": 1, "group": 2, "batchnorm": 2}, "n_cases": 2}
+    text = report.causal.findings(growth, large, summary, outcomes, 300)
+    assert words in text and "2e+06x" in text and "from η = 1." in text and "after the same 300 steps" in text
+    assert "no learning rate of the grid" in text  # no BN's largest trainable rate
+    none = report.causal.findings(growth, {"large": [], "trained": {}, "n_cases": 0}, summary, outcomes, 300)
+    assert "no learning rate of the grid diverged in every seed" in none

@@ -6,6 +6,7 @@ import pytest
 
 from bnutils import claims as C
 from bnutils.report import MIME, Verdict, verdict_table
+from test_causal import CASES as CHAPTER_6  # chapter 6's cases live beside its other tests
 
 NAN = math.nan
 S2, S1 = [0, 1], [0]
@@ -22,12 +23,16 @@ def _ics(l2, dcos):
 
 
 def _three(a, b, c):
-    return [{"loss_spread": a[i], "grad_hi": b[i], "beta": c[i]} for i in range(len(a))]
+    return [{"loss_spread": a[i], "grad_hi": b[i], "K": c[i]} for i in range(len(a))]
 
 
 def _lp(l1v, l2v, l1d, bnd=1.0):
     return {"VGG": {"none": 3.0, "batchnorm": 1.0, "l1": l1v, "l2": l2v, "linf": 1.1},
             "DLN": {"none": 3.0, "batchnorm": bnd, "l1": l1d, "l2": 1.1, "linf": 1.2}}
+
+
+_SE = {"l1": .2, "l2": .2, "linf": .2}  # kurtosis standard errors (ch4.lp_less_gaussian)
+_CSE = {"batchnorm": 0.01, "l1": 0.01, "l2": 0.01, "linf": 0.01}  # ... and of the change of channel means
 
 
 def _change(vals):
@@ -138,20 +143,20 @@ CASES = {
         "no": (S2, dict(final=_lp(3.0, 3.0, 3.0))),
         "not at this scale": (S2, dict(final=_lp(1.1, 1.2, 0.9, bnd=math.inf)))},
     "ch4.lp_smooth_as_bn": {
-        "yes": (S2, dict(beta=_lp(1.1, 1.2, 1.5))),
-        "partly": (S2, dict(beta=_lp(2.5, 1.2, 1.5))),
-        "no": (S2, dict(beta=_lp(2.5, 2.9, 2.5) | {"DLN": {"none": 3.0, "batchnorm": 1.0, "l1": 5, "l2": 5, "linf": 5}})),
-        "not at this scale": (S2, dict(beta=_lp(1.1, 1.2, 1.5, bnd=NAN)))},
+        "yes": (S2, dict(K=_lp(1.1, 1.2, 1.5))),
+        "partly": (S2, dict(K=_lp(2.5, 1.2, 1.5))),
+        "no": (S2, dict(K=_lp(2.5, 2.9, 2.5) | {"DLN": {"none": 3.0, "batchnorm": 1.0, "l1": 5, "l2": 5, "linf": 5}})),
+        "not at this scale": (S2, dict(K=_lp(1.1, 1.2, 1.5, bnd=NAN)))},
     "ch4.lp_less_gaussian": {
-        "yes": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 3, "l2": 3, "linf": -3}, kurtosis_se={"l1": .2, "l2": .2, "linf": .2},
-                         drift={"batchnorm": 0.1, "l1": 0.2, "l2": 0.3, "linf": 0.2})),
-        "partly": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 0, "l2": 0, "linf": 0}, kurtosis_se={"l1": .2, "l2": .2, "linf": .2},
-                            drift={"batchnorm": 0.1, "l1": 0.2, "l2": 0.3, "linf": 0.2})),
-        "no": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 0, "l2": 0, "linf": 0}, kurtosis_se={"l1": .2, "l2": .2, "linf": .2},
-                        drift={"batchnorm": 0.5, "l1": 0.2, "l2": 0.3, "linf": 0.2})),
-        "not at this scale": (S2, dict(kurtosis={"batchnorm": NAN, "l1": 0, "l2": 0, "linf": 0},
-                                       kurtosis_se={"l1": .2, "l2": .2, "linf": .2},
-                                       drift={"batchnorm": 0.5, "l1": 0.2, "l2": 0.3, "linf": 0.2}))},
+        "yes": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 3, "l2": 3, "linf": -3}, kurtosis_se=_SE,
+                         mean_change={"batchnorm": 0.1, "l1": 0.2, "l2": 0.3, "linf": 0.2}, mean_change_se=_CSE)),
+        "partly": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 0, "l2": 0, "linf": 0}, kurtosis_se=_SE,
+                            mean_change={"batchnorm": 0.1, "l1": 0.2, "l2": 0.3, "linf": 0.2}, mean_change_se=_CSE)),
+        "no": (S2, dict(kurtosis={"batchnorm": 0.1, "l1": 0, "l2": 0, "linf": 0}, kurtosis_se=_SE,
+                        mean_change={"batchnorm": 0.5, "l1": 0.2, "l2": 0.3, "linf": 0.2}, mean_change_se=_CSE)),
+        "not at this scale": (S2, dict(kurtosis={"batchnorm": NAN, "l1": 0, "l2": 0, "linf": 0}, kurtosis_se=_SE,
+                                       mean_change={"batchnorm": 0.5, "l1": 0.2, "l2": 0.3, "linf": 0.2},
+                                       mean_change_se=_CSE))},
     "ch4.theorem41": {"yes": (S1, dict(holds_1_over_m=True, n_cases=100, violated_1_over_sqrt_m=1.0)),
                       "no": (S1, dict(holds_1_over_m=False, n_cases=100, violated_1_over_sqrt_m=1.0))},
     "ch5.large_lr_diverge_without_bn": {
@@ -201,7 +206,6 @@ CASES = {
 
 
 def test_every_registered_claim_has_a_case_for_each_of_its_outcomes():
-    from test_causal import CASES as CHAPTER_6  # chapter 6's criteria are exercised in its own test file
 
     assert set(CASES) | set(CHAPTER_6) == set(C.CLAIMS)
     for cid, cases in CASES.items():
@@ -211,9 +215,10 @@ def test_every_registered_claim_has_a_case_for_each_of_its_outcomes():
             assert {"yes", "no"} <= set(cases) <= set(C.OUTCOMES), cid
 
 
-@pytest.mark.parametrize("cid,outcome", [(c, o) for c, cases in CASES.items() for o in cases])
+@pytest.mark.parametrize("cid,outcome", [(c, o) for c, cases in {**CASES, **CHAPTER_6}.items() for o in cases])
 def test_criterion_gives_each_outcome(cid, outcome):
-    seeds, numbers = CASES[cid][outcome]
+    """Every registered criterion, chapter 6's included (its cases live in tests/test_causal.py)."""
+    seeds, numbers = {**CASES, **CHAPTER_6}[cid][outcome]
     v = C.judge(cid, seeds=seeds, **numbers)
     assert v.reproduced == outcome, v.evidence
     assert v.claim_id == cid and v.criterion == C.CLAIMS[cid].criterion and v.seeds == list(seeds)
@@ -265,3 +270,34 @@ def test_checks_are_shown_as_checks_and_records_embed_the_new_fields(capsys):
     rec = json.loads(json.dumps(asdict(w)))
     assert rec["adequate"] is False and rec["claim_id"] == "ch5.sgd_noise_batch" and rec["kind"] == "claim"
     assert MIME.endswith("verdicts+json")
+
+
+# ------------------------------------------------------------- chapter 4: the l_p stability margin, both ways
+def _lp_gauss(change_l2: float, se: float) -> dict:
+    return dict(kurtosis={"batchnorm": 0.1, "l1": 3, "l2": 3, "linf": -3}, kurtosis_se=_SE,
+                mean_change={"batchnorm": 0.10, "l1": 0.5, "l2": change_l2, "linf": 0.5},
+                mean_change_se={"batchnorm": se, "l1": se, "l2": se, "linf": se})
+
+
+def test_ch4_lp_stability_needs_more_than_two_standard_errors():
+    se = 0.01  # the margin: 2 x sqrt(2) x 0.01 = 0.028 above BN's 0.10
+    beyond = C.landscape.lp_activation_cases(**_lp_gauss(0.13, se))
+    within = C.landscape.lp_activation_cases(**_lp_gauss(0.12, se))
+    assert beyond["less_stable"] == {"l1": True, "l2": True, "linf": True}
+    assert within["less_stable"] == {"l1": True, "l2": False, "linf": True}  # larger than BN's, but within the noise
+    assert C.judge("ch4.lp_less_gaussian", seeds=S2, **_lp_gauss(0.13, se)).reproduced == "yes"
+    assert C.judge("ch4.lp_less_gaussian", seeds=S2, **_lp_gauss(0.12, se)).reproduced == "partly"
+    assert C.STABILITY_SE == 2.0
+
+
+def test_ch4_lp_stability_without_a_standard_error_is_not_judged():
+    v = C.judge("ch4.lp_less_gaussian", seeds=S2, **_lp_gauss(0.5, NAN))  # one record pair: no estimate of its noise
+    assert v.reproduced == "not at this scale" and "two record pairs" in v.evidence
+
+
+def test_ch4_lp_case_helpers_are_the_rules():
+    final = _lp(1.1, 1.3, 0.9)
+    assert C.landscape.lp_train_cases(final) == {"VGG": {"l1": True, "l2": False, "linf": True},
+                                                 "DLN": {"l1": True, "l2": True, "linf": True}}
+    K = _lp(2.5, 1.2, 1.5)
+    assert C.landscape.lp_smooth_cases(K)["VGG"] == {"l1": False, "l2": True, "linf": True}

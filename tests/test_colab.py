@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from test_reliability import _fresh_cache
+from conftest import link_decoded_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTER = "01_bn_basics.ipynb"
@@ -57,7 +57,7 @@ def test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs(tmp_path):
 
     env = {**os.environ, "GIT_CONFIG_GLOBAL": str(gitconfig), "PYTHONPATH": str(fake.parent.parent),
            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "false",  # prove that nothing is downloaded
-           "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "BNBOOK_CACHE": str(_fresh_cache(tmp_path / "cache"))}
+           "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "BNBOOK_CACHE": str(link_decoded_arrays(tmp_path / "cache"))}
     env.pop("BNBOOK_PROFILE", None)
     out = tmp_path / "out.ipynb"
     workdir = tmp_path / "work"  # not the repository: bnutils must come from the installed package

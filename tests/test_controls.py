@@ -31,15 +31,17 @@ def cifar() -> data.Dataset:
     return data.load_cifar10(N, N, seed=0, root=cifar_root())
 
 
-@pytest.fixture
-def cifar_env(monkeypatch):
-    """BNBOOK_DATA for the experiments that load their own CIFAR-10 subset."""
-    monkeypatch.setenv("BNBOOK_DATA", str(cifar_root()))
-
-
 def ends(ranges: dict, end: int) -> dict:
     """Every control at the low (end=0) or high (end=-1) end of its range."""
     return {name: (r if isinstance(r, list) else r[:2])[end] for name, r in ranges.items()}
+
+
+def short_and_slow(ranges: dict, short: dict, short_id: str) -> dict:
+    """The cases of a control too slow to run at its defaults and high end in the fast tier: its low end and a
+    short case always, the defaults and the high end in the slow tier (pytest.mark.parametrize's keywords)."""
+    return dict(argvalues=[ends(ranges, 0), short, pytest.param({}, marks=pytest.mark.slow),
+                           pytest.param(ends(ranges, -1), marks=pytest.mark.slow)],
+                ids=["low", short_id, "defaults", "high"])
 
 
 def drawn(fig) -> Figure:
@@ -62,10 +64,8 @@ def test_running_mean(cifar, values):
 
 
 @needs_cifar
-@pytest.mark.parametrize("values", [ends(controls.NOISE_STRENGTH, 0), {"strength": 4.0, "steps": 20},
-                                    pytest.param({}, marks=pytest.mark.slow),
-                                    pytest.param(ends(controls.NOISE_STRENGTH, -1), marks=pytest.mark.slow)],
-                         ids=["low", "strongest-short", "defaults", "high"])
+@pytest.mark.parametrize("values", **short_and_slow(controls.NOISE_STRENGTH, {"strength": 4.0, "steps": 20},
+                                                    "strongest-short"))
 def test_noise_strength(cifar, values):
     drawn(controls.noise_strength(cifar, NOISY_RUN, **values))
 
@@ -78,10 +78,8 @@ def test_landscape_probe(values):
 
 
 @needs_cifar
-@pytest.mark.parametrize("values", [ends(controls.LEARNING_RATE, 0), {"log10_lr": 0.5, "steps": 50},
-                                    pytest.param({}, marks=pytest.mark.slow),
-                                    pytest.param(ends(controls.LEARNING_RATE, -1), marks=pytest.mark.slow)],
-                         ids=["low", "largest-lr-short", "defaults", "high"])
+@pytest.mark.parametrize("values", **short_and_slow(controls.LEARNING_RATE, {"log10_lr": 0.5, "steps": 50},
+                                                    "largest-lr-short"))
 def test_learning_rate(cifar_env, values):
     ax = drawn(controls.learning_rate(SWEEP, **values)).axes[0]
     if values.get("log10_lr") == 0.5:  # no BN diverges at lr 3.2: drawn as a cross, named in the title

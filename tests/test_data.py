@@ -51,8 +51,10 @@ def test_corrupted_array_cache_is_rebuilt(tmp_path, tmp_cache):
 
 def _count_decodes(monkeypatch) -> list:
     """Record each archive actually decoded (rather than served from the cached arrays)."""
-    calls, decode = [], D._from_archive
-    monkeypatch.setattr(D, "_from_archive", lambda path: calls.append(path) or decode(path))
+    from bnutils import cifar10
+
+    calls, decode = [], cifar10._from_archive
+    monkeypatch.setattr(cifar10, "_from_archive", lambda path: calls.append(path) or decode(path))
     return calls
 
 
@@ -222,11 +224,44 @@ def test_batches_cover_each_epoch_once():
 
 
 def test_augment_crops_and_flips():
-    x = torch.arange(2 * 3 * 32 * 32, dtype=torch.float).view(2, 3, 32, 32)
+    """Every augmented image is its original zero-padded by 4, cropped at one of the 9 x 9 offsets and flipped or not;
+    over a batch both flips and many offsets happen (so pixels shift in and zeros appear), and the generator repeats."""
+    n = 64
+    x = torch.arange(n * 3 * 32 * 32, dtype=torch.float).view(n, 3, 32, 32) + 1  # every pixel distinct, none 0
     out = D.augment(x, torch.Generator().manual_seed(0))
-    assert out.shape == x.shape and not torch.equal(out, x)
-    g = torch.Generator().manual_seed(0)
-    assert torch.equal(out, D.augment(x, g))
+    assert out.shape == x.shape
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    found = []
+    for i in range(n):
+        crops = padded[i].unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 9, 9, 32, 32): every offset
+        hits = [(dy, dx, flip) for dy in range(9) for dx in range(9) for flip in (False, True)
+                if torch.equal(out[i], crops[:, dy, dx].flip(-1) if flip else crops[:, dy, dx])]
+        assert len(hits) == 1, f"image {i} is not one crop-and-flip of its original"
+        found.append(hits[0])
+    flips = [f for *_, f in found]
+    offsets = {(dy, dx) for dy, dx, _ in found}
+    assert 16 < sum(flips) < 48 and len(offsets) > 20  # about half flipped; offsets spread over the 81
+    assert any(o != (4, 4) for o in offsets) and bool((out == 0).any())  # real shifts: padding enters the image
+    assert torch.equal(out, D.augment(x, torch.Generator().manual_seed(0)))
+
+
+def test_augmentation_happens_in_training_only(tiny_images):
+    """train(augment=True) feeds the model augmented training batches and evaluates on the test images as they
+    are; augment=False trains on the images as they are."""
+    from bnutils.train import train
+
+    data = tiny_images(32, 16)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    seen: dict[bool, list] = {True: [], False: []}
+    model[0].register_forward_pre_hook(lambda m, i: seen[m.training].append(i[0].detach().clone()))
+    is_original = lambda img: any(torch.equal(img, o) for o in data.train.x)
+    train(model, data, steps=4, lr=0.01, batch_size=8, augment=True, eval_every=4, progress=False)
+    trained = torch.cat(seen[True])
+    assert len(trained) == 32 and sum(not is_original(im) for im in trained) >= 28  # (4, 4) unflipped: 1 in 162
+    assert torch.equal(torch.cat(seen[False]), data.test.x)  # evaluation: no augmentation
+    seen[True].clear()
+    train(model, data, steps=4, lr=0.01, batch_size=8, augment=False, progress=False)
+    assert all(is_original(im) for im in torch.cat(seen[True]))
 
 
 def test_linear_teacher():

@@ -9,8 +9,8 @@ import torch.nn as nn
 
 from bnutils import validate
 from bnutils.data import Dataset, Split
-from bnutils.experiments import divergence, ics, landscape, noisy
-from bnutils.metrics import ICS
+from bnutils.experiments import divergence, ics, init_stats, landscape, noisy, random_matrices, resnets
+from bnutils.metrics import ICS, band_summary
 from bnutils.models import MLP, ResNet
 from bnutils.norms import make_norm
 from bnutils.train import Callback, evaluate, train
@@ -127,23 +127,23 @@ def test_cuda_without_cuda_fails_at_validation(call: Callable[[], Any]):
 def tiny_cifar(monkeypatch: pytest.MonkeyPatch) -> Dataset:
     """Random images in place of CIFAR-10 for the experiment functions."""
     data = _images(16)
-    monkeypatch.setattr(divergence, "_cifar", lambda *a, **k: data)
+    monkeypatch.setattr(resnets, "cifar_subset", lambda *a, **k: data)
     monkeypatch.setattr(ics, "load_cifar10", lambda *a, **k: data)
     return data
 
 
 @pytest.mark.parametrize("call,name", [
     (lambda d: divergence.lr_sweep([0.1], norms=[], steps=4, cache=False), "norms"),
-    (lambda d: divergence.diverging_update("none", 0.1, depth=8, layers=[], batch_size=4), "layers"),
-    (lambda d: divergence.diverging_update("none", 0.1, depth=8, layers=[2.5], batch_size=4), "layers"),
-    (lambda d: divergence.random_product_singular_values(n=4, factors=[]), "factors"),
-    (lambda d: divergence.random_product_singular_values(n=4, factors=[1.5]), "factors"),
+    (lambda d: init_stats.diverging_update("none", 0.1, depth=8, layers=[], batch_size=4), "layers"),
+    (lambda d: init_stats.diverging_update("none", 0.1, depth=8, layers=[2.5], batch_size=4), "layers"),
+    (lambda d: random_matrices.random_product_singular_values(n=4, factors=[]), "factors"),
+    (lambda d: random_matrices.random_product_singular_values(n=4, factors=[1.5]), "factors"),
     (lambda d: divergence.summarize_sweep([]), "runs"),
     (lambda d: landscape.landscape_runs("dln", norms=[], seeds=[0], lr=1e-6, steps=2, probe_every=1), "norms"),
     (lambda d: landscape.landscape_runs("dln", norms=["none"], seeds=[], lr=1e-6, steps=2, probe_every=1), "seeds"),
     (lambda d: landscape.theorem41_check(n_cases=2, batch_sizes=[]), "batch_sizes"),
     (lambda d: landscape.theorem41_check(n_cases=2, batch_sizes=[2.5]), "batch_sizes"),
-    (lambda d: landscape.band_summary([]), "runs"),
+    (lambda d: band_summary([]), "results"),
     (lambda d: noisy.four_networks([0], kinds=[], data=d), "kinds"),
     (lambda d: noisy.train_network("none", layers=[2.5], steps=1, width=0.0625, batch_size=4, data=d,
                                    cache=False), "layers"),

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from bnutils import plots
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ("ics", "noisy", "landscape", "divergence")  # basics has no figure functions
+CHAPTERS = ("basics", "ics", "noisy", "landscape", "divergence")
 
 
 @pytest.fixture(autouse=True)
@@ -143,8 +143,8 @@ def test_divergence_figures_draw():
 
     runs = [_sweep_run(n, lr, s, diverged=(n == "none" and lr == 1.0)) for n in exp.NORMS for lr in (1e-4, 0.1, 1.0)
             for s in (0, 1)]
-    summary = exp.summarize_sweep(runs)
-    html = plots.frames_slider(lambda fig, lr: figs.draw_explorer_frame(fig, lr, runs, summary), [0.1, 1.0],
+    table = exp.sweep_table(runs, exp.NORMS, [1e-4, 0.1, 1.0], [0, 1])
+    html = plots.frames_slider(lambda fig, lr: figs.draw_explorer_frame(fig, lr, runs, table), [0.1, 1.0],
                                figsize=(5, 2))
     assert html.count("data:image/png;base64") == 2
     fig, ax = plt.subplots()
@@ -161,3 +161,115 @@ def test_divergence_figures_draw():
            for n in exp.NORMS}
     assert isinstance(figs.plot_relative_loss(rel, show_batches=(1, 2)), Figure)
     assert isinstance(figs.plot_relative_loss_heatmap(rel), Figure)
+
+
+def test_accuracy_vs_lr_keeps_its_legend_off_the_data():
+    from bnutils.experiments import divergence as exp
+    from bnutils.figures import divergence as figs
+
+    runs = [_sweep_run(n, lr, s, diverged=(n == "none" and lr == 1.0)) for n in exp.NORMS for lr in (1e-4, 0.1, 1.0)
+            for s in (0, 1)]
+    fig, ax = plt.subplots()
+    figs.draw_accuracy_vs_lr(ax, exp.sweep_table(runs, exp.NORMS, [1e-4, 0.1, 1.0], [0, 1]))
+    fig.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1  # outside the axes, right of them
+    assert any(line.get_marker() == "x" for line in ax.lines) and "diverged (no accuracy)" in [
+        t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_channel_heatmaps_share_one_scale_per_row_and_name_the_network():
+    from bnutils.figures import divergence as figs
+
+    rng = np.random.default_rng(0)
+    per = lambda k: {str(L): (rng.random((3, 8)) * 10 ** (k * i)).tolist() for i, L in enumerate((8, 44, 80))}
+    res = {"layers": [8, 44, 80], "blocks": [2, 11, 20], "depth": 56, "width": 0.25, "mean": per(1), "var": per(2)}
+    res["var"]["8"][0][0] = 0.0  # a dead channel
+    fig = figs.plot_channel_heatmaps(res, title="t")
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 6
+    for row in (images[:3], images[3:]):
+        assert len({(im.norm.vmin, im.norm.vmax) for im in row}) == 1  # one colour scale per row
+    assert len(fig.axes) == 6 + 2  # one colourbar per row
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert all("ResNet-56 at ¼ width" in t and "of 28" in t for t in titles)
+    assert "layer 44 of ResNet-110" in titles[1]
+    bottom = images[3]
+    assert bottom.get_array()[0, 0] < bottom.norm.vmin  # the dead channel: below the scale, in the dead colour
+    assert matplotlib.colors.to_hex(bottom.cmap.get_under()) == figs.DEAD_COLOR
+
+
+def test_basics_figures_draw():
+    from bnutils.figures import basics as figs
+
+    spread = {b: {"batch_means": list(np.random.default_rng(b).normal(0, 1 / b, 20)), "population_mean": 0.0,
+                  "std": 1 / b} for b in (1, 4, 16)}
+    acc = {1: 0.2, 4: 0.5, 16: 0.7}
+    html = plots.frames_slider(lambda fig, b: figs.draw_spread_frame(fig, b, spread, acc, 0.75), [1, 16],
+                               figsize=(5, 2))
+    assert html.count("data:image/png;base64") == 2
+    fig = plt.figure()
+    figs.draw_spread_frame(fig, 4, spread, acc, 0.75)
+    assert fig.axes[0].get_xlim() == (min(spread[1]["batch_means"]), max(spread[1]["batch_means"]))  # one x range
+    run = lambda s: {"steps": [0, 10, 20], "percentiles": [[-1, 0, 1], [-1.5, 0, 1.5], [-2, 0, 2]],
+                     "evals": [{"step": 10, "test_acc": 0.2 + s}, {"step": 20, "test_acc": 0.3 + s}]}
+    fig1 = {(lr, n): [run(0.0), run(0.1)] for lr in (0.1, 0.5) for n in ("none", "batchnorm")}
+    drift = {k: [1.0, 1.2] for k in fig1}
+    fig = figs.plot_fig1(fig1, drift, [0.1, 0.5], [0, 1], title="steadier")
+    assert isinstance(fig, Figure) and len(fig.axes) == 6 and fig._suptitle.get_text() == "steadier"
+    assert fig.axes[1].get_ylim() == fig.axes[2].get_ylim()  # without and with BN on one y range
+    assert "η = 0.1" in fig.axes[0].get_title()
+
+
+def test_equal_loss_says_so_when_nothing_can_be_log_scaled():
+    """Runs too short for a measurement after step 0 (or with non-positive values) draw an empty, labelled panel."""
+    from bnutils.figures import ics as figs
+
+    def short(seed):
+        r = _ics_run(seed)
+        r["ics"] = {**r["ics"], "steps": [0], "l2": [[0.5]], "cos": [[0.1]], "rel": [[0.1]], "g_norm": [[1.0]]}
+        return r
+
+    def nonpositive(seed):
+        r = _ics_run(seed)
+        r["ics"] = {**r["ics"], "l2": [[0.0]] * 4}
+        return r
+
+    for make in (short, nonpositive):
+        runs = {"none": [make(0)], "batchnorm": [make(1)]}
+        fig = figs.plot_equal_loss([("VGG", runs, 0.1, 5)], title="t")
+        fig.canvas.draw()  # used to raise "Data cannot be log-scaled"
+        ax = fig.axes[0]
+        assert ax.get_yscale() == "linear" and any("nothing to draw" in t.get_text() for t in ax.texts)
+    runs = {"none": [_ics_run(0)], "batchnorm": [_ics_run(1)]}
+    fig = figs.plot_equal_loss([("VGG", runs, 0.1, 5)])
+    fig.canvas.draw()
+    assert fig.axes[0].get_yscale() == "log" and not fig.axes[0].texts
+
+
+def test_best_point_sentence_handles_a_sweep_where_nothing_trains():
+    """Chapter 5's title: the best point, or a sentence from the data when every lr diverged (best_lr None)."""
+    from bnutils.experiments import divergence as exp
+    from bnutils.report import divergence as rep
+
+    runs = [_sweep_run("batchnorm", lr, 0, diverged=True) for lr in (0.1, 1.0)] + [_sweep_run("none", 0.1, 0)]
+    s = exp.summarize_sweep(runs)
+    assert s["batchnorm"]["best_lr"] is None
+    assert rep.best("BN", s["batchnorm"]) == "BN trains at none of the 2 η tried (each diverged in some seed)"
+    text = rep.best("no BN", s["none"])
+    assert text.startswith("no BN's best: ") and text.endswith("% at η = 0.1")
+
+
+def test_relative_loss_draws_only_the_measured_batches():
+    """A result with fewer batches than `show_batches` (a smoke run measures 2) draws what it has."""
+    from bnutils.figures import divergence as figs
+
+    def res(n_batches):
+        return {"step_sizes": [1e-3, 1e-2, 1e-1], "ratio": [[1.0, 2.0, 5e3]] * n_batches}
+
+    fig = figs.plot_relative_loss({"none": res(2), "batchnorm": res(7)})
+    fig.canvas.draw()
+    labels = [[ln.get_label() for ln in ax.lines if ln.get_label().startswith("mini-batch")] for ax in fig.axes]
+    assert labels == [["mini-batch 1"], ["mini-batch 1", "mini-batch 4", "mini-batch 7"]]
+    fig = figs.plot_relative_loss({"none": res(2)}, show_batches=(4, 7))
+    assert [ln.get_label() for ln in fig.axes[0].lines][:2] == ["mini-batch 1", "mini-batch 2"]

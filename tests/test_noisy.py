@@ -124,3 +124,56 @@ def test_cached_run_is_served_again(tmp_cache):
 def test_bad_arguments_name_the_parameter(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_channel_moment_changes_per_record_and_since_the_first():
+    from bnutils.metrics import channel_moment_changes
+
+    rec = {"steps": [0, 1, 2], "layers": {"L": {
+        "mean": [0.0] * 3, "std": [1.0, 2.0, 3.0], "quantiles": [[]] * 3, "sample": [[0.0]] * 3,
+        "channel_mean": [[0.0, 0.0], [1.0, -1.0], [1.0, 1.0]], "channel_var": [[1.0, 1.0], [1.0, 3.0], [2.0, 2.0]]}}}
+    m = channel_moment_changes(rec, "L")
+    assert m["mean_change"] == [1.0, 1.0] and m["mean_drift"] == [0.0, 1.0, 1.0]
+    assert m["var_change"] == [1.0, 1.0] and m["var_drift"] == [0.0, 1.0, 1.0] and m["std"] == [1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="layer"):
+        channel_moment_changes(rec, "M")
+
+
+def test_noisy_bn_channel_means_change_by_a_third_per_step_by_construction():
+    """A BN layer's output channel mean is beta (0 at init) in train mode; the noise moves it by mu_j ~ U(-1/2, 1/2),
+    redrawn every step, and E|mu - mu'| = 1/3: the chapter's ~1/3 is the noise measured back."""
+    r = _run("noisy", steps=30, lr=1e-4)
+    changes = [c for layer in r["layers"].values() for c in layer["mean_change"]]
+    assert abs(np.mean(changes) - 1 / 3) < 0.05
+
+
+def test_settings_fill_in_the_profile_and_validate():
+    from bnutils.profiles import PROFILES
+
+    prof, scale = PROFILES["cpu"], noisy.SCALES["cpu"]
+    s = noisy.settings(prof, scale, seed=2)
+    assert s["seeds"] == [2, 3] and s["scales"] == [0.0, 1.0, 2.0] and s["run"]["lr"] == 0.1
+    assert s["run"]["steps"] == scale["steps"] and s["run"]["hist_every"] == max(1, scale["steps"] // 25)
+    assert s["run"]["width"] == prof.vgg_width and s["run"]["device"] == prof.device
+    s = noisy.settings(prof, scale, steps=10, lr=0.05, n_seeds=1, noise_scales=[0.5])
+    assert s["seeds"] == [0] and s["scales"] == [0.0, 0.5, 1.0] and s["run"]["steps"] == 10 and s["run"]["lr"] == 0.05
+    for bad, name in ((dict(steps=0), "steps"), (dict(lr=-1.0), "lr"), (dict(n_seeds=0), "n_seeds")):
+        with pytest.raises(ValueError, match=name):
+            noisy.settings(prof, scale, **bad)
+
+
+def test_compared_histograms_share_the_value_range_and_colour_scale():
+    import matplotlib.pyplot as plt
+    from bnutils.figures import noisy as figs
+
+    runs = [_run(k) for k in noisy.KINDS]
+    fig = figs.plot_histograms(runs, seed=0, title="t")
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(panels) == 3 * len(noisy.KINDS)
+    rows = [[ax for ax in panels if ax.get_subplotspec().rowspan.start == i] for i in range(3)]
+    for row in rows:
+        assert len(row) == 4
+        assert len({ax.get_ylim() for ax in row}) == 1  # one value range per layer
+        assert len({tuple(ax.images[0].get_clim()) for ax in row}) == 1  # one colour scale per layer
+    assert len(fig.axes) == len(panels) + 3  # a colour bar per row
+    plt.close("all")

@@ -98,6 +98,26 @@ def test_ci_check_passes_on_matching_output_and_fails_on_altered_output(tmp_path
     assert nbtool.ci([bad], tmp_path / "art2") == 1
 
 
+def test_smoke_executes_copies_at_the_gpu_settings_and_reports_failures(tmp_path):
+    """`tools/nb.py smoke`: each chapter runs in smoke mode into the output folder (the chapter itself untouched),
+    with its own cache; a failing chapter makes it return 1 and is reported as failed."""
+    good = _toy_notebook(tmp_path / "good.ipynb", "")
+    nb = nbformat.read(good, as_version=4)
+    nb.cells[1].source = ('import os, bnutils\nP = bnutils.setup(profile)\n'
+                          'print("smoke:", os.environ["BNBOOK_SMOKE"], str(P.name), os.environ["BNBOOK_CACHE"])')
+    nbformat.write(nb, good)
+    bad = tmp_path / "bad.ipynb"
+    nb.cells[1].source = 'raise RuntimeError("this chapter is broken")'
+    nbformat.write(nb, bad)
+    before = good.read_text()
+    assert nbtool.smoke([good, bad], tmp_path / "out") == 1
+    assert good.read_text() == before
+    ran = (tmp_path / "out" / "good.ipynb").read_text()
+    assert "smoke: 1 gpu (smoke run)" in ran and str(tmp_path / "out" / "cache") in ran
+    summary = json.loads((tmp_path / "out" / "smoke.json").read_text())
+    assert [(c["notebook"], c["ok"]) for c in summary["chapters"]] == [("good.ipynb", True), ("bad.ipynb", False)]
+
+
 def test_student_copies_drop_solutions(tmp_path):
     nb = nbformat.v4.new_notebook()
     sol = nbformat.v4.new_code_cell("answer = 42")
@@ -148,3 +168,13 @@ def test_release_prepares_a_copy_for_publishing(tmp_path):
         student = (copy / "student" / nb.name).read_text()
         assert f"/blob/main/student/{nb.name}" in student and "Solution removed" in student
     assert list((copy / "dist").glob(f"bnutils-{version}-*.whl"))
+
+
+def test_a_chapters_fingerprint_covers_what_it_reaches_and_only_that():
+    """Chapter 5 imports experiments.divergence, which imports experiments.resnets: a change there must make
+    chapter 5 stale; chapter 2's experiments.ics is not reached, so finishing chapter 2 leaves chapter 5 fresh."""
+    from bnutils.cache import module_closure
+
+    ch5 = module_closure(nbtool.chapter_modules(nbformat.read(ROOT / "notebooks" / "05_learning_rate.ipynb", 4)))
+    assert {"bnutils.experiments.divergence", "bnutils.experiments.resnets", "bnutils.figures.divergence"} <= ch5
+    assert "bnutils.experiments.ics" not in ch5 and "bnutils.figures.ics" not in ch5

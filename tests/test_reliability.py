@@ -9,20 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import link_decoded_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 MIME = "application/vnd.bnbook.verdicts+json"
 DETERMINISM_CHAPTERS = ["05_learning_rate.ipynb"]  # its sweep fans out to worker processes: the hardest case
-
-
-def _fresh_cache(path: Path) -> Path:
-    """An empty run cache that still shares the decoded CIFAR-10 arrays (decoding them again takes ~30 s)."""
-    from bnutils.cache import cache_dir
-
-    path.mkdir(parents=True, exist_ok=True)
-    for arrays in cache_dir().glob("cifar10-*.npz"):
-        (path / arrays.name).symlink_to(arrays)
-    return path
+CI_ARTIFACTS = ROOT / "artifacts" / "ci"  # where `tools/nb.py ci` prepares the chapters and keeps their run cache
 
 
 def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.CompletedProcess:
@@ -30,7 +22,8 @@ def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.Comp
             "--cwd", str(ROOT / "notebooks"), "--no-progress-bar"]
     for k, v in params.items():
         args += ["-p", k, str(v)]
-    env = {**os.environ, "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "BNBOOK_CACHE": str(_fresh_cache(cache))}
+    env = {**os.environ, "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0",
+           "BNBOOK_CACHE": str(link_decoded_arrays(cache, CI_ARTIFACTS / "cache"))}
     env.pop("BNBOOK_PROFILE", None)
     return subprocess.run(args, env=env, capture_output=True, text=True)
 
@@ -57,16 +50,48 @@ def _numbers(path: Path) -> list:
     return [o["data"][MIME] for c in nb["cells"] for o in c.get("outputs", []) if MIME in o.get("data", {})]
 
 
+def _untimed(value):
+    """A stored result without its wall times (keys naming seconds), which no two runs share."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if "second" not in k}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _results(cache: Path) -> dict[str, dict]:
+    """Every run stored in a run cache, timings left out: {namespace/key: stored result}."""
+    return {f.relative_to(cache).as_posix(): _untimed(json.loads(f.read_text())["result"])
+            for f in sorted(cache.glob("*/*.json"))}
+
+
+def _ci_cache(chapter: str) -> Path:
+    """The run cache of the CI run of the chapters (`tools/nb.py ci`, which `make test` runs before the slow tests),
+    filled from empty; this chapter alone is run the CI way when it is not there (a test run on its own)."""
+    cache = CI_ARTIFACTS / "cache"
+    if not (CI_ARTIFACTS / chapter).is_file() or not _results(cache):
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "nb.py"), "ci", str(ROOT / "notebooks" / chapter)],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return cache
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", DETERMINISM_CHAPTERS)
 def test_same_profile_and_seed_give_identical_numbers(tmp_path, chapter):
+    """One re-execution of the chapter at ci from an empty cache computes every run again and must store exactly
+    what the CI run of the chapters stored (itself from an empty cache): the same keys, the same numbers."""
     if not (ROOT / "notebooks" / chapter).is_file():
         pytest.skip(f"{chapter} is not in the book")
-    runs = []
-    for i in range(2):  # two executions, each with an empty cache, so nothing is simply read back
-        out = tmp_path / f"run{i}.ipynb"
-        r = _papermill(chapter, out, {"profile": "ci", "seed": 0}, tmp_path / f"cache{i}")
-        assert r.returncode == 0, r.stderr[-2000:]
-        runs.append(_numbers(out))
-    assert runs[0], f"{chapter} recorded no verdicts"
-    assert runs[0] == runs[1]
+    reference = _results(_ci_cache(chapter))
+    out = tmp_path / "run.ipynb"
+    r = _papermill(chapter, out, {"profile": "ci", "seed": 0}, tmp_path / "cache")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _numbers(out), f"{chapter} recorded no verdicts"
+    again = _results(tmp_path / "cache")
+    assert again, f"{chapter} stored no runs: nothing was computed, so nothing was compared"
+    missing = sorted(set(again) - set(reference))
+    assert not missing, (f"runs the CI run of {chapter} did not store (another code version or CIFAR-10 source? run "
+                         f"`tools/nb.py ci` again): {missing[:5]}")
+    differ = [k for k in again if again[k] != reference[k]]
+    assert not differ, f"a re-execution computed other numbers for {len(differ)} runs, e.g. {differ[:3]}"

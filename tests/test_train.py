@@ -123,13 +123,11 @@ def test_bad_training_arguments(kw, match):
         train(MLP(20, width=8, depth=1), _blobs(), **args)
 
 
-def test_channels_last_is_a_layout_change_only():
+def test_channels_last_is_a_layout_change_only(tiny_images):
     """channels_last=True stores the conv weights channels-last and gives the contiguous layout's losses (float
     tolerance); the default (None) is channels-last for conv nets."""
     from bnutils.models import VGG
-    g = torch.Generator().manual_seed(0)
-    data = D.Dataset("img", D.Split(torch.randn(64, 3, 32, 32, generator=g), torch.arange(64) % 10),
-                     D.Split(torch.randn(16, 3, 32, 32, generator=g), torch.arange(16) % 10))
+    data = tiny_images(64, 16)
     runs, models = {}, {}
     for cl in (False, True, None):
         seed_everything(0)
@@ -145,14 +143,12 @@ def test_channels_last_is_a_layout_change_only():
 
 
 @pytest.mark.skipif(not __import__("bnutils.train", fromlist=["cpu_bf16"]).cpu_bf16(), reason="no native bf16 here")
-def test_amp_on_a_cpu_trains_in_bf16_while_metrics_stay_float32():
+def test_amp_on_a_cpu_trains_in_bf16_while_metrics_stay_float32(tiny_images):
     """bf16 autocast is for the training step only: evaluation, ICS and the landscape probes compute in float32."""
     from bnutils.metrics import ICS, LandscapeProbe
     from bnutils.models import VGG
 
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 3, 32, 32, generator=g), torch.arange(64) % 10
-    data = D.Dataset("toy", D.Split(x[:48], y[:48]), D.Split(x[48:], y[48:]))
+    data = tiny_images(48, 16)
     model = VGG("vgg11", width=1 / 16, norm="batchnorm")
     seen: list[tuple[str, torch.dtype]] = []
     phase = {"now": "step"}
@@ -175,3 +171,17 @@ def test_amp_on_a_cpu_trains_in_bf16_while_metrics_stay_float32():
     assert {d for p, d in seen if p == "metrics"} == {torch.float32}
     assert {d for p, d in seen if p == "evaluation"} == {torch.float32}
     assert run.metrics["ics"] and run.metrics["probe"]
+
+
+def test_cpu_bf16_reads_the_cpu_flags_when_torch_has_no_query(monkeypatch, tmp_path):
+    """torch < 2.4 has no torch.cpu._is_avx512_bf16_supported: the CPU's flags decide, so bf16 is not silently lost."""
+    from bnutils.train import cpu_bf16
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert cpu_bf16(str(info)) is True
+    info.write_text("flags\t\t: fpu sse avx2\n")
+    assert cpu_bf16(str(info)) is False
+    assert cpu_bf16(str(tmp_path / "missing")) is False

@@ -4,6 +4,8 @@
     python tools/nb.py execute [NB ...]       run chapters at the cpu profile in place, stamping a code fingerprint
     python tools/nb.py stale                  list chapters whose committed outputs no longer match the code
     python tools/nb.py ci [NB ...]            CI: each chapter at profile=ci, checked cells compared by nbval
+    python tools/nb.py smoke [NB ...]         every cell of each chapter at the gpu settings, capped (BNBOOK_SMOKE=1:
+                                              2 steps a run), into a temporary folder (SMOKE_OUT=DIR to keep it)
     python tools/nb.py student OUT            copies of the chapters without solution cells (Colab links to the copies)
     python tools/nb.py release URL VERSION    publish: repository URL into _config.yml, Colab cells re-synced, student
                                               copies, the pinned tag checked against bnutils, the wheel built
@@ -13,11 +15,13 @@ NB defaults to every notebooks/*.ipynb, so a chapter added later is picked up wi
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import resource
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -106,31 +110,40 @@ def sync(nb_path: Path, write: bool = True) -> bool:
     return ok
 
 
-CHAPTER_OWNED = ("experiments", "figures", "metrics")  # bnutils/<dir>/<name>.py belongs to the chapter importing experiments.<name>
-
-
 def chapter_modules(nb) -> set[str]:
-    """Names of the bnutils.experiments modules a chapter imports (e.g. {'basics'})."""
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    names = set(re.findall(r"bnutils\.experiments\.(\w+)", code))
-    for group in re.findall(r"from\s+bnutils\.experiments\s+import\s+\(?([\w\s,]+)\)?", code):
-        names |= {part.split()[0] for part in group.split(",") if part.strip()}
-    return names
-
-
-def library_fingerprint(own: set[str]) -> str:
-    """sha256 over the bnutils source a chapter depends on: everything except other chapters' own modules
-    (experiments/<name>.py, metrics/<name>.py of chapters it does not import), so that finishing chapter 4 does
-    not mark chapter 1's outputs stale."""
-    lib = ROOT / "bnutils"
-    owned = {p.stem for d in CHAPTER_OWNED for p in (lib / "experiments").glob("*.py") if p.stem != "__init__"}
-    h = hashlib.sha256()
-    for f in sorted(lib.rglob("*.py")):
-        rel = f.relative_to(lib)
-        if len(rel.parts) == 2 and rel.parts[0] in CHAPTER_OWNED and rel.stem in owned and rel.stem not in own:
+    """The bnutils modules a chapter's code cells import (`import bnutils`, `from bnutils.x import y`, ...)."""
+    mods: set[str] = set()
+    for c in nb.cells:
+        if c.cell_type != "code":
             continue
-        h.update(rel.as_posix().encode())
-        h.update(f.read_bytes())
+        src = "\n".join(line for line in c.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods |= {a.name for a in node.names if a.name.split(".")[0] == "bnutils"}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "bnutils":
+                mods |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return mods
+
+
+def library_fingerprint(imported: set[str]) -> str:
+    """sha256 over the bnutils source a chapter depends on: the modules it imports and, transitively, everything
+    they import (figures and prose included: they shape the outputs), so that finishing chapter 4 does not mark
+    chapter 1's outputs stale, while a change to any module chapter 1 reaches does."""
+    from bnutils.cache import module_closure
+
+    h = hashlib.sha256()
+    lib = ROOT / "bnutils"
+    for name in sorted(module_closure(imported | {"bnutils"})):
+        parts = name.split(".")[1:]
+        f = next((p for p in (lib.joinpath(*parts).with_suffix(".py") if parts else None,
+                              lib.joinpath(*parts, "__init__.py")) if p is not None and p.is_file()), None)
+        if f is not None:
+            h.update(f.relative_to(lib).as_posix().encode())
+            h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -168,6 +181,8 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
         nb = nbformat.read(out, as_version=4)
     nb.metadata.pop("papermill", None)
     for c in nb.cells:
+        if "solution" in c.metadata.get("tags", []) and c.metadata.get("papermill", {}).get("duration") is not None:
+            c.metadata["bnbook"] = {"seconds": round(c.metadata["papermill"]["duration"], 1)}  # per-exercise compute
         c.metadata.pop("papermill", None)
         c.metadata.pop("execution", None)
     if code_fingerprint(nb) != fingerprint:
@@ -193,18 +208,26 @@ def stale(paths: list[Path]) -> list[str]:
 
 
 def ci(paths: list[Path], artifacts: Path) -> int:
-    """Each chapter once at profile=ci: parameters injected by papermill, then executed and compared by nbval."""
+    """Each chapter once at profile=ci: parameters injected by papermill, then executed and compared by nbval.
+
+    The chapters run with an empty run cache of their own, `artifacts/cache` (the decoded CIFAR-10 arrays shared),
+    as on a fresh clone; it stays there, so tests/test_reliability.py can check that a re-execution repeats it."""
     artifacts.mkdir(parents=True, exist_ok=True)
+    cache = artifacts / "cache"
+    if cache.exists():
+        shutil.rmtree(cache)
+    _link_decoded_arrays(cache)
+    env = {**static_env("ci"), "BNBOOK_CACHE": str(cache)}
     rows, failed = [], []
     for p in paths:
         prepared = artifacts / p.name
         subprocess.run([sys.executable, "-m", "papermill", str(p), str(prepared), "-p", "profile", "ci",
                         "--prepare-only", "-k", "python3", "--no-progress-bar"], check=True,
-                       env=static_env("ci"), capture_output=True)
+                       env=env, capture_output=True)
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
                             "--nbval-current-env", "--nbval-cell-timeout=600", str(prepared)],
-                           env=static_env("ci"), cwd=str(p.parent))
+                           env=env, cwd=str(p.parent))
         seconds = time.perf_counter() - t0
         rows.append((p.name, seconds, r.returncode == 0))
         if r.returncode != 0:
@@ -214,6 +237,72 @@ def ci(paths: list[Path], artifacts: Path) -> int:
     for name, s, ok in rows:
         print(f"{name:<40} {s:8.1f}  {'ok' if ok else 'FAILED'}{'  (over budget)' if s > 90 else ''}")
     print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+VERDICTS_MIME = "application/vnd.bnbook.verdicts+json"
+
+
+def verdicts_of(nb_path: Path) -> list[dict]:
+    """The verdict data a chapter's executed copy embeds (one entry per verdict table)."""
+    nb = nbformat.read(nb_path, as_version=4)
+    return [o["data"][VERDICTS_MIME] for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if VERDICTS_MIME in o.get("data", {})]
+
+
+def _link_decoded_arrays(cache: Path) -> None:
+    """Share the decoded CIFAR-10 arrays of the usual cache with a fresh one (decoding again takes ~30 s)."""
+    env = os.environ.get("BNBOOK_CACHE", "").strip()
+    home = Path(env).expanduser() if env else Path.home() / ".cache" / "bnbook"
+    cache.mkdir(parents=True, exist_ok=True)
+    for arrays in home.glob("cifar10-*.npz"):
+        if not (cache / arrays.name).exists():
+            (cache / arrays.name).symlink_to(arrays.resolve())
+
+
+def _has_cuda() -> bool:
+    r = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.is_available())"], capture_output=True,
+                       text=True)
+    return r.stdout.strip() == "True"
+
+
+def smoke(paths: list[Path], out_dir: Path | None = None, limit: float = 180.0) -> int:
+    """Every cell of each chapter at the `gpu` settings in smoke mode (bnutils.profiles: the gpu networks, data
+    pipeline, AMP and channels_last, each run capped at a few steps), on whatever device there is, with its own
+    BNBOOK_CACHE; executed copies go to `out_dir` (a temporary folder by default), never over the chapters. Prints
+    each chapter's time and the verdict tables it ended with; 1 when a chapter failed."""
+    out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="bnbook-smoke-"))
+    cache = out_dir / "cache"
+    _link_decoded_arrays(cache)
+    env = {**static_env("gpu"), "BNBOOK_SMOKE": "1", "BNBOOK_CACHE": str(cache)}
+    rows, t_all = [], time.perf_counter()
+    for p in paths:
+        out = out_dir / p.name
+        t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        r = subprocess.run([sys.executable, "-m", "papermill", str(p), str(out), "-p", "profile", "gpu", "-k",
+                            "python3", "--cwd", str(p.parent), "--no-progress-bar"], env=env, capture_output=True,
+                           text=True)
+        seconds, r1 = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)  # less sensitive to other jobs
+        rows.append((p.name, seconds, r.returncode == 0, cpu))
+        print(f"{p.name:<40} {seconds:6.1f} s wall {cpu:7.1f} s CPU  {'ok' if r.returncode == 0 else 'FAILED'}",
+              flush=True)
+        if r.returncode:
+            print("\n".join(r.stderr.strip().splitlines()[-15:]), flush=True)
+    total = time.perf_counter() - t_all
+    print(f"\nsmoke run of the gpu settings, executed copies in {out_dir}")
+    for name, _, ok, _ in rows:
+        for table in (verdicts_of(out_dir / name) if ok else []):
+            print(f"\n{table['chapter']}: verdicts of a SMOKE RUN (profile {table['profile']}, capped: they mean nothing)")
+            for v in table["verdicts"]:
+                print(f"  {v['reproduced']:<18} {v['claim'][:90]}")
+    failed = [n for n, _, ok, _ in rows if not ok]
+    summary = {"seconds": round(total, 1), "budget_s": limit, "device": "cuda" if _has_cuda() else "cpu",
+               "chapters": [{"notebook": n, "seconds": round(sec, 1), "cpu_seconds": round(cpu, 1), "ok": ok,
+                             "verdicts": verdicts_of(out_dir / n) if ok else []} for n, sec, ok, cpu in rows]}
+    (out_dir / "smoke.json").write_text(json.dumps(summary, indent=1))
+    print(f"\n{len(rows) - len(failed)} chapters ran, {len(failed)} failed; {total:.0f} s in all"
+          f"{f' (over the {limit:.0f} s budget)' if total > limit else ''}")
     return 1 if failed else 0
 
 
@@ -307,6 +396,8 @@ def main(argv: list[str]) -> int:
         return 1 if bad else 0
     elif cmd == "ci":
         return ci(chapters(rest), ROOT / "artifacts" / "ci")
+    elif cmd == "smoke":
+        return smoke(chapters(rest), os.environ.get("SMOKE_OUT") or None)
     elif cmd == "student":
         if len(rest) != 1:
             raise SystemExit("usage: nb.py student OUT_DIR")
@@ -320,7 +411,7 @@ def main(argv: list[str]) -> int:
             raise SystemExit("usage: nb.py from-py SRC.py OUT.ipynb")
         from_py(Path(rest[0]), Path(rest[1]))
     else:
-        raise SystemExit(f"unknown command {cmd!r}; choose one of sync, execute, stale, ci, student, release, from-py")
+        raise SystemExit(f"unknown command {cmd!r}; choose one of sync, execute, stale, ci, smoke, student, release, from-py")
     return 0
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from .core import (BEYOND_CHANCE, Claim, Finding, IOFFE, k_of, max_spread, mean, median, pct)
+from .core import (BEYOND_CHANCE, Claim, Finding, IOFFE, finite, k_of, max_spread, mean, median, pct)
 
 
 def _check_below(max_diff: float, tol: float, what: str) -> Finding:
@@ -15,7 +15,8 @@ def _ch1_steadier(drift_none: Mapping[float, Sequence[float]], drift_bn: Mapping
     cases = [n > b for lr in drift_none for n, b in zip(drift_none[lr], drift_bn[lr])]
     weaker = [mean(drift_none[lr]) > mean(drift_bn[lr]) for lr in drift_none]
     ratios = {lr: [n / b for n, b in zip(drift_none[lr], drift_bn[lr]) if b > 0] for lr in drift_none}
-    adequate = any(min(list(final_acc_none[lr]) + list(final_acc_bn[lr])) > BEYOND_CHANCE for lr in drift_none)
+    adequate = any(min(list(final_acc_none[lr]) + list(final_acc_bn[lr])) > BEYOND_CHANCE for lr in drift_none) and \
+        all(finite(v) for d in (drift_none, drift_bn) for vs in d.values() for v in vs)
     ev = "; ".join(f"lr {lr:g}: drift " + "/".join(f"{v:.2f}" for v in drift_none[lr]) + " without vs "
                    + "/".join(f"{v:.2f}" for v in drift_bn[lr]) + " with BN (per seed)" for lr in drift_none)
     return Finding(cases, adequate, median([r for v in ratios.values() for r in v]), max_spread(list(ratios.values())),

@@ -7,8 +7,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 __all__ = ["BEYOND_CHANCE", "BN_RELATIVE_LOSS", "CHANCE", "CRIPPLE_POINTS", "Claim", "DIVERGED_RELATIVE_LOSS",
            "DLN_COS_NEAR_1", "DRIFT_SIMILAR", "EQUAL_POINTS", "Finding", "ICS_DCOS", "ICS_L2_RATIO",
-           "KEPT_GAIN", "KINDS", "KURTOSIS_SE", "LP_BETA_FACTOR", "LP_LOSS_FACTOR", "MIN_PROBED", "MIN_SEEDS",
-           "OUTCOME_MEANING", "RANGES", "SLOPE_TOL", "SPREAD_FACTOR", "TRAINS_RULE", "finite", "grade", "k_of",
+           "KEPT_GAIN", "KINDS", "KURTOSIS_SE", "LP_K_FACTOR", "LP_LOSS_FACTOR", "MIN_PROBED", "MIN_SEEDS",
+           "OUTCOME_MEANING", "RANGES", "SLOPE_TOL", "SPREAD_FACTOR", "STABILITY_SE", "TRAINS_RULE", "finite", "grade", "k_of",
            "max_spread", "mean", "median", "pct", "plus_minus", "ratios_finding", "reduces_ics", "seed_range"]
 
 
@@ -41,8 +41,9 @@ CRIPPLE_POINTS = 0.10  # the noise "cripples" the standard net: >= 10 points los
 DRIFT_SIMILAR = (0.5, 2.0)  # "only slightly different": BN / standard drift within this factor
 DLN_COS_NEAR_1 = 0.9  # "the standard DLN's cosine stays near 1"
 LP_LOSS_FACTOR = 1.25  # an l_p net "trains as well as BN": final loss within 25 % of BN's
-LP_BETA_FACTOR = 2.0  # "smooths as much as BN": median beta within 2x of BN's (and below the standard net's)
+LP_K_FACTOR = 2.0  # "smooths as much as BN": median K within 2x of BN's (and below the standard net's)
 KURTOSIS_SE = 2.0  # "clearly less Gaussian": |excess kurtosis| above BN's by more than 2 standard errors
+STABILITY_SE = 2.0  # "clearly less stable": channel-mean change above BN's by more than 2 s.e. of the difference
 DIVERGED_RELATIVE_LOSS = 1e3  # Bjorck Fig 2: one step multiplies the loss by more than this
 BN_RELATIVE_LOSS = 3.0  # ... while with BN it stays within this factor
 GROWTH_NONE, GROWTH_BN = 1e3, 1e2  # Bjorck Figs 3-4: variance growth over depth, without (above) / with BN (below)

@@ -83,7 +83,8 @@ CLAIMS = [
           "seeds in which only BN trains", _ch2_only_bn),
     Claim("ch2.fig1_similar_distributions", 2, f"{SANTURKAR}, Fig 1 (layers #3, #11)", "Layer-input distributions look only "
           "slightly different with and without BN", "drift per record of the median and 15-85 % spread of the "
-          "pre-activations, relative to the spread", "BN / standard drift at layers #3 and #11, lr 0.1",
+          "layer input, pooled over channels, relative to the spread; the layer input is the conv output before BN "
+          "(without BN: the conv output, the ReLU's input)", "BN / standard drift at layers #3 and #11, lr 0.1",
           f"yes: the ratio is within [{DRIFT_SIMILAR[0]:g}, {DRIFT_SIMILAR[1]:g}] at both layers (>= 2 seeds); "
           "partly: at one layer, or one seed; no: at neither", "both drifts measured (finite, positive)",
           "median BN / standard drift ratio", _ch2_similar),

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from .core import (Claim, Finding, KURTOSIS_SE, LP_BETA_FACTOR, LP_LOSS_FACTOR, MIN_PROBED, SANTURKAR, finite, k_of, max_spread,
-                   mean, median, ratios_finding)
+from .core import (Claim, Finding, KURTOSIS_SE, LP_K_FACTOR, LP_LOSS_FACTOR, MIN_PROBED, SANTURKAR, STABILITY_SE, finite,
+                   k_of, max_spread, mean, median, ratios_finding)
 
 
 def _ch4_vgg(ratios: Sequence[Mapping[str, float]], n_probed: int,
@@ -32,9 +32,16 @@ def _ch4_fig11(ratios: Mapping[str, Sequence[float]]) -> Finding:
                    + f": larger without BN in {k_of(cases)} cases")
 
 
+def lp_train_cases(final: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, bool]]:
+    """Per network ("VGG", "DLN") and l_p norm: its final loss within LP_LOSS_FACTOR x BN's (the figure's titles
+    and `ch4.lp_train_as_well` read the same rule)."""
+    return {m: {n: final[m][n] <= LP_LOSS_FACTOR * final[m]["batchnorm"] for n in final[m] if n not in ("none", "batchnorm")}
+            for m in final}
+
+
 def _ch4_lp_train(final: Mapping[str, Mapping[str, float]]) -> Finding:
     lp = [n for n in final["VGG"] if n not in ("none", "batchnorm")]
-    cases = [final[m][n] <= LP_LOSS_FACTOR * final[m]["batchnorm"] for m in final for n in lp]
+    cases = [ok for m in final for ok in lp_train_cases(final)[m].values()]
     cases.append(final["DLN"]["l1"] < final["DLN"]["batchnorm"])
     return Finding(cases, all(finite(final[m]["batchnorm"]) for m in final),
                    median([final[m][n] / final[m]["batchnorm"] for m in final for n in lp]), None,
@@ -43,23 +50,46 @@ def _ch4_lp_train(final: Mapping[str, Mapping[str, float]]) -> Finding:
                    + f" (as well: within {LP_LOSS_FACTOR:g}x); {k_of(cases)} conditions hold")
 
 
-def _ch4_lp_smooth(beta: Mapping[str, Mapping[str, float]]) -> Finding:
-    lp = [n for n in beta["VGG"] if n not in ("none", "batchnorm")]
-    cases = [beta[m][n] <= LP_BETA_FACTOR * beta[m]["batchnorm"] and beta[m][n] < beta[m]["none"] for m in beta for n in lp]
-    return Finding(cases, all(finite(beta[m]["batchnorm"]) for m in beta),
-                   median([beta[m][n] / beta[m]["batchnorm"] for m in beta for n in lp]), None,
-                   "median effective β, ℓp / BN: " + "; ".join(
-                       f"{m} " + ", ".join(f"{n} {beta[m][n] / beta[m]['batchnorm']:.2g}x" for n in lp) for m in beta)
-                   + f": as smooth as BN (within {LP_BETA_FACTOR:g}x and below standard) in {k_of(cases)}")
+def lp_smooth_cases(K: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, bool]]:
+    """Per network and l_p norm: its median K within LP_K_FACTOR x BN's and below the standard net's."""
+    return {m: {n: K[m][n] <= LP_K_FACTOR * K[m]["batchnorm"] and K[m][n] < K[m]["none"]
+                for n in K[m] if n not in ("none", "batchnorm")} for m in K}
 
 
-def _ch4_lp_gauss(kurtosis: Mapping[str, float], kurtosis_se: Mapping[str, float], drift: Mapping[str, float]) -> Finding:
+def _ch4_lp_smooth(K: Mapping[str, Mapping[str, float]]) -> Finding:
+    lp = [n for n in K["VGG"] if n not in ("none", "batchnorm")]
+    cases = [ok for m in K for ok in lp_smooth_cases(K)[m].values()]
+    return Finding(cases, all(finite(K[m]["batchnorm"]) for m in K),
+                   median([K[m][n] / K[m]["batchnorm"] for m in K for n in lp]), None,
+                   "median effective smoothness K, ℓp / BN: " + "; ".join(
+                       f"{m} " + ", ".join(f"{n} {K[m][n] / K[m]['batchnorm']:.2g}x" for n in lp) for m in K)
+                   + f": as smooth as BN (within {LP_K_FACTOR:g}x and below standard) in {k_of(cases)}")
+
+
+def lp_activation_cases(kurtosis: Mapping[str, float], kurtosis_se: Mapping[str, float], mean_change: Mapping[str, float],
+                        mean_change_se: Mapping[str, float]) -> dict[str, dict[str, bool]]:
+    """Per l_p norm, against BN: "less Gaussian" (|excess kurtosis| above BN's by more than KURTOSIS_SE standard
+    errors) and "less stable" (the channel means' change between records above BN's by more than STABILITY_SE
+    standard errors of the difference, sqrt(se_lp^2 + se_BN^2)); a margin that is not finite decides nothing."""
     lp = [n for n in kurtosis if n not in ("none", "batchnorm")]
-    gauss = [abs(kurtosis[n]) > abs(kurtosis["batchnorm"]) + KURTOSIS_SE * kurtosis_se[n] for n in lp]
-    stable = [drift[n] > drift["batchnorm"] for n in lp]
-    return Finding(gauss + stable, all(finite(kurtosis[n]) and finite(drift[n]) for n in kurtosis),
-                   median([drift[n] / drift["batchnorm"] for n in lp if drift["batchnorm"] > 0]), None,
-                   f"|excess kurtosis| above BN's by > {KURTOSIS_SE:g} s.e.: {k_of(gauss)}; more drift than BN: {k_of(stable)}")
+    margin = {n: STABILITY_SE * math.hypot(mean_change_se[n], mean_change_se["batchnorm"]) for n in lp}
+    return {"less_gaussian": {n: abs(kurtosis[n]) > abs(kurtosis["batchnorm"]) + KURTOSIS_SE * kurtosis_se[n] for n in lp},
+            "less_stable": {n: finite(margin[n]) and mean_change[n] > mean_change["batchnorm"] + margin[n] for n in lp}}
+
+
+def _ch4_lp_gauss(kurtosis: Mapping[str, float], kurtosis_se: Mapping[str, float], mean_change: Mapping[str, float],
+                  mean_change_se: Mapping[str, float]) -> Finding:
+    lp = [n for n in kurtosis if n not in ("none", "batchnorm")]
+    c = lp_activation_cases(kurtosis, kurtosis_se, mean_change, mean_change_se)
+    gauss, stable = list(c["less_gaussian"].values()), list(c["less_stable"].values())
+    adequate = all(finite(kurtosis[n]) and finite(mean_change[n]) for n in kurtosis) and \
+        all(finite(mean_change_se[n]) for n in lp + ["batchnorm"])
+    bn = mean_change["batchnorm"]
+    return Finding(gauss + stable, adequate, median([mean_change[n] / bn for n in lp if bn > 0]), None,
+                   f"|excess kurtosis| above BN's by > {KURTOSIS_SE:g} s.e.: {k_of(gauss)}; change of channel means "
+                   f"above BN's by > {STABILITY_SE:g} s.e. of the difference: {k_of(stable)} (ℓp / BN: "
+                   + ", ".join(f"{n} {mean_change[n]:.2g} ± {mean_change_se[n]:.1g} vs {bn:.2g} ± "
+                               f"{mean_change_se['batchnorm']:.1g}" for n in lp) + ")")
 
 
 def _ch4_theorem(holds_1_over_m: bool, n_cases: int, violated_1_over_sqrt_m: float) -> Finding:
@@ -70,20 +100,20 @@ def _ch4_theorem(holds_1_over_m: bool, n_cases: int, violated_1_over_sqrt_m: flo
 
 
 CLAIMS = [
-    Claim("ch4.vgg_smoother", 4, f"{SANTURKAR}, Fig 4 (VGG, probes in [lr/2, 4 lr])", "With BN the loss, gradient "
-          "predictiveness and effective β are smaller along the gradient (VGG)",
-          "at probed steps, over η in the paper's range [lr/2, 4 lr]: the loss band width, the top of the "
-          "gradient-predictiveness band, effective β; medians over probed steps", "standard / BN, per seed",
+    Claim("ch4.vgg_smoother", 4, f"{SANTURKAR}, Fig 4 (VGG, probes in [η/2, 4η])", "With BN the loss, gradient "
+          "predictiveness and effective smoothness K are smaller along the gradient (VGG)",
+          "at probed steps, over η′ in the paper's range [η/2, 4η]: the loss band width, the top of the "
+          "gradient-predictiveness band, the effective smoothness K; medians over probed steps", "standard / BN, per seed",
           "yes: all three ratios above 1 in every seed (>= 2 seeds); partly: in at least half of the (quantity, "
           "seed) cases; no: otherwise. The widened range is reported as secondary evidence only",
           f"at least {MIN_PROBED} probed steps x seeds per network", "median standard / BN ratio", _ch4_vgg),
-    Claim("ch4.dln_smoother", 4, f"{SANTURKAR}, Fig 4 (DLN, probes in [lr/100, 30 lr])", "Same for the deep linear network",
-          "the same three quantities over η in [lr/100, 30 lr]", "standard / BN, per seed",
+    Claim("ch4.dln_smoother", 4, f"{SANTURKAR}, Fig 4 (DLN, probes in [η/100, 30η])", "Same for the deep linear network",
+          "the same three quantities over η′ in [η/100, 30η]", "standard / BN, per seed",
           "as ch4.vgg_smoother", f"at least {MIN_PROBED} probed steps x seeds per network",
           "median standard / BN ratio", _ch4_dln),
     Claim("ch4.fig11_gradient_change", 4, f"{SANTURKAR}, Fig 11", "Without BN the gradient changes more with the step "
-          "size, early and late", "‖∇L(w) − ∇L(w − η g)‖ at the first and last probed step, over η in the paper's "
-          "range (VGG [lr/2, 4 lr], DLN [lr/100, 30 lr])", "standard / BN, median over the range, per seed",
+          "size, early and late", "‖∇L(w) − ∇L(w − η′ g)‖ at the first and last probed step, over η′ in the paper's "
+          "range (VGG [η/2, 4η], DLN [η/100, 30η])", "standard / BN, median over the range, per seed",
           "yes: the ratio is above 1 in all four panels (VGG/DLN x early/late) in every seed (>= 2 seeds); partly: "
           "in at least half; no: otherwise", "every panel probed (no missing values)", "median standard / BN ratio",
           _ch4_fig11),
@@ -93,15 +123,18 @@ CLAIMS = [
           "the DLN, with >= 2 seeds; partly: at least half of these 7 conditions, or one seed; no: otherwise",
           "BN's final loss finite in both networks", "median ℓp / BN final loss", _ch4_lp_train),
     Claim("ch4.lp_smooth_as_bn", 4, f"{SANTURKAR}, Figs 12-13", "ℓp normalizations smooth the landscape as much as BN",
-          "median effective β over the whole probe range", "ℓ1/ℓ2/ℓ∞ vs BN and the standard net",
-          f"yes: every ℓp β within {LP_BETA_FACTOR:g}x BN's and below the standard net's, VGG and DLN (>= 2 seeds); "
-          "partly: at least half of the 6 conditions, or one seed; no: otherwise", "BN's β finite",
-          "median ℓp / BN β", _ch4_lp_smooth),
+          "median effective smoothness K over the whole probe range", "ℓ1/ℓ2/ℓ∞ vs BN and the standard net",
+          f"yes: every ℓp K within {LP_K_FACTOR:g}x BN's and below the standard net's, VGG and DLN (>= 2 seeds); "
+          "partly: at least half of the 6 conditions, or one seed; no: otherwise", "BN's K finite",
+          "median ℓp / BN K", _ch4_lp_smooth),
     Claim("ch4.lp_less_gaussian", 4, f"{SANTURKAR}, Fig 6", "ℓp activations are less Gaussian and less stable than BN's "
-          "(VGG layer #11)", "excess kurtosis of one channel at the last record; drift of channel means",
-          "ℓ1/ℓ2/ℓ∞ vs BN", f"yes: every ℓp |excess kurtosis| above BN's by more than {KURTOSIS_SE:g} standard errors "
-          "and every ℓp drift above BN's (>= 2 seeds); partly: at least half of the 6, or one seed; no: otherwise",
-          "kurtosis and drift finite", "median ℓp / BN drift", _ch4_lp_gauss),
+          "(VGG layer #11)", "excess kurtosis of one channel at the last record; change of the channel means between "
+          "successive records, in channel standard deviations (median over record pairs, with its standard error "
+          "from their spread)", "ℓ1/ℓ2/ℓ∞ vs BN", f"yes: every ℓp |excess kurtosis| above BN's by more than "
+          f"{KURTOSIS_SE:g} standard errors and every ℓp change of channel means above BN's by more than "
+          f"{STABILITY_SE:g} standard errors of the difference (>= 2 seeds); partly: at least half of the 6, or one "
+          "seed; no: otherwise", "kurtosis and change finite, and at least two record pairs (a standard error) "
+          "for every ℓp net and BN", "median ℓp / BN change of channel means", _ch4_lp_gauss),
     Claim("ch4.theorem41", 4, f"{SANTURKAR}, Theorem 4.1", "Theorem 4.1 (BN's gradient-norm bound), with the constant 1/m",
           "‖∂L̂/∂y‖² against γ²/σ² (‖g‖² − ⟨1, g⟩²/m − c⟨g, ŷ⟩²) on random batches",
           "c = 1/m (our derivation) and c = 1/√m (as printed)", "holds when the 1/m bound holds in every case. It is an "

@@ -15,7 +15,8 @@ from ..metrics import ActivationRecorder, layer_array
 from ..models import MLP, Block
 from ..modes import Hooks, temporary_mode
 from ..norms import BatchNorm, fold_batchnorm
-from ..train import evaluate, seed_everything, train
+from ..profiles import SMOKE, smoke_cap
+from ..train import seed_everything, train
 
 
 def scratch_vs_torch(x: torch.Tensor, steps: int = 3, momentum: float = 0.1) -> dict[str, float]:
@@ -62,8 +63,10 @@ def train_mode_accuracy(model: nn.Module, split: Split, batch_size: int, n_image
         raise ValueError(f"batch_size={batch_size} is larger than the {min(len(split), n_images)} images evaluated "
                          "(n_images and the split's size): there would be no batch to score")
     correct = n = 0
+    starts = range(0, min(len(split), n_images) - batch_size + 1, batch_size)
+    starts = starts[:smoke_cap(len(starts))]  # smoke mode: the first 2 batches
     with temporary_mode(model, train=True, noise=True, keep_buffers=True):
-        for i in range(0, min(len(split), n_images) - batch_size + 1, batch_size):
+        for i in starts:
             x, y = split.x[i:i + batch_size], split.y[i:i + batch_size]
             correct += int((model(x).argmax(1) == y).sum())
             n += len(y)
@@ -74,13 +77,15 @@ def train_mode_accuracy(model: nn.Module, split: Split, batch_size: int, n_image
 def batch_mean_spread(model: nn.Module, bn: nn.Module, split: Split, batch_size: int, n_batches: int = 100,
                       seed: int = 0) -> dict[str, Any]:
     """The batch means of channel 0 at `bn`'s input over `n_batches` random batches, and the population mean
-    (over the whole split): how noisy the statistics BN normalizes with are at this batch size."""
+    (over the whole split): how noisy the statistics BN normalizes with are at this batch size. Smoke mode
+    (`profiles.smoke_cap`): 2 batches, and the population mean over the first SMOKE.batch images."""
     validate.integer("batch_size", batch_size)
     validate.integer("n_batches", n_batches)
+    n_batches = smoke_cap(n_batches)  # smoke mode: 2 batches per batch size
     seen: list[torch.Tensor] = []
     # eval mode: the network up to bn with population statistics, so only bn's own input varies
     with Hooks([bn], lambda _k, _m, i, _o: seen.append(i[0][:, 0].detach())), temporary_mode(model, train=False):
-        model(split.x)
+        model(split.x[:smoke_cap(len(split), SMOKE.batch)])
         population = float(seen[-1].mean())
         g = torch.Generator().manual_seed(seed)
         means = []
@@ -126,12 +131,13 @@ def ioffe_fig1(data: Dataset, *, norm: str, steps: int, lr: float, seed: int = 0
             "layer_quantiles": layer_array(res, "last", "quantiles").tolist(), "seconds": run.seconds}
 
 
-def percentile_drift(percentiles: Sequence[Sequence[float]], skip: int = 1) -> float:
-    """How far the percentiles wander over training: the mean over the three curves of (max - min) after the
-    first `skip` records (the very first steps, where every network moves fast, are left out)."""
+def percentile_range(percentiles: Sequence[Sequence[float]], skip: int = 1) -> float:
+    """How far the percentiles wander over training: the range (max - min) of each percentile curve after the
+    first `skip` records (the very first steps, where every network moves fast, are left out), averaged over the
+    curves. NaN when fewer than two records remain (a run too short to show any wandering)."""
     q = np.asarray(percentiles, dtype=float)[skip:]
     if len(q) < 2:
-        raise ValueError("percentiles must hold at least two records after skipping")
+        return float("nan")
     return float(np.mean(q.max(0) - q.min(0)))
 
 

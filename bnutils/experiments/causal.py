@@ -15,47 +15,25 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 
 from .. import validate
 from ..cache import cached_run
-from ..models import FixupResNet, ResNet, SkipInitResNet
 from ..parallel import sweep
-from ..train import seed_everything, train
-from . import divergence
-from .divergence import _batch, _channel_stats, _cifar
+from . import divergence, init_stats, resnets
 
-VARIANTS = ("batchnorm", "none", "skipinit", "fixup", "group")  # the chapter's five networks, in drawing order
+VARIANTS = resnets.NETWORKS  # the chapter's five networks, in drawing order
 FIXES = ("skipinit", "fixup")  # normalization-free fixes of the no-BN network
 BATCH_FREE = "group"  # the batch-free normalization (GroupNorm, bnutils.norms)
 CH5 = divergence.NORMS  # variants whose runs are chapter 5's own
-NAMES = {"batchnorm": "BatchNorm", "none": "no BN", "skipinit": "SkipInit", "fixup": "Fixup", "group": "GroupNorm"}
+NAMES = resnets.NAMES
 
 
 def check_variant(variant: str, depth: int, width: float, device: str = "cpu") -> None:
     """ValueError naming the argument for an unknown variant, a depth that is not 6n + 2, a bad width or device."""
-    validate.choice("variant", variant, VARIANTS)
-    validate.device("device", device)
-    validate.integer("depth", depth, minimum=8)
-    if (depth - 2) % 6:
-        raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 56, 110)")
-    validate.positive("width", width)
+    resnets.check_network(variant, depth, width, device, allowed=VARIANTS)
 
 
-def build(variant: str, depth: int, width: float) -> nn.Module:
-    """The CIFAR ResNet of `variant`: BN, no BN, group (GroupNorm in BN's place), SkipInit or Fixup."""
-    check_variant(variant, depth, width)
-    if variant == "skipinit":
-        return SkipInitResNet(depth=depth, width=width)
-    if variant == "fixup":
-        return FixupResNet(depth=depth, width=width)
-    return ResNet(depth=depth, norm=variant, width=width)
-
-
-def _net(variant: str, depth: int, width: float, seed: int, device: str = "cpu") -> nn.Module:
-    """A freshly initialised network in training mode; the seed fixes the initialisation (as divergence._net)."""
-    seed_everything(seed)
-    return build(variant, depth, width).to(device).train()
+build = resnets.build  # the CIFAR ResNet of a variant
 
 
 def structure(variant: str, *, depth: int = 20, width: float = 0.25, seed: int = 0) -> dict[str, Any]:
@@ -63,7 +41,7 @@ def structure(variant: str, *, depth: int = 20, width: float = 0.25, seed: int =
     scalars, whether the last layer of every branch and the classifier are zero, the Fixup factor and the conv
     weights' std relative to Kaiming's (per branch layer), and the number of scalar biases."""
     check_variant(variant, depth, width)
-    net = _net(variant, depth, width, seed).requires_grad_(False)
+    net = resnets.network(variant, depth, width, seed).requires_grad_(False)
     out: dict[str, Any] = {"variant": variant, "depth": depth, "n_branches": len(net.layers)}
     if variant in FIXES:
         out["branch_scales"] = [float(s) for s in net.branch_scales]
@@ -85,7 +63,7 @@ def batch_independence(variant: str, *, depth: int = 8, width: float = 0.25, bat
     images, in training mode: 0 (float error) for a batch-free network, large for BN."""
     check_variant(variant, depth, width)
     validate.integer("batch_size", batch_size, minimum=2)
-    net = _net(variant, depth, width, seed).double()
+    net = resnets.network(variant, depth, width, seed).double()
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch_size, 3, 32, 32, generator=g, dtype=torch.float64)
     if variant == "batchnorm":  # one example alone has no batch statistics in training mode: compare with eval
@@ -106,16 +84,9 @@ def variant_run(variant: str, lr: float, *, seed: int, depth: int, width: float,
     """One run of chapter 5's sweep for any variant (divergence.sweep_run's recipe, data and record: SGD, momentum
     0.9, weight decay 5e-4, lr x0.1 halfway, augmentation, on the chapter's fixed CIFAR-10 subset)."""
     check_variant(variant, depth, width, device)
-    data = _cifar(n_train, n_test, device)
-    model = _net(variant, depth, width, seed, device)
-    run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=0.9, weight_decay=5e-4,
-                lr_drop=(0.5, 0.1), augment=True, eval_every=eval_every, seed=seed, amp=amp,
-                progress=progress)
-    return {"experiment": "lr_sweep", "variant": variant, "norm": variant, "lr": lr, "seed": seed, "depth": depth,
-            "width": width, "steps": steps, "batch_size": batch_size, "n_train": n_train, "n_test": n_test,
-            "eval_every": eval_every, "device": device, "loss": run.loss, "evals": run.evals,
-            "diverged": run.diverged, "diverged_at": run.diverged_at, "final_test_acc": run.final_test_acc,
-            "seconds": run.seconds}
+    return {**divergence.train_run(variant, lr, seed=seed, depth=depth, width=width, steps=steps,
+                                   batch_size=batch_size, n_train=n_train, n_test=n_test, eval_every=eval_every,
+                                   device=device, amp=amp, progress=progress), "variant": variant}
 
 
 def lr_sweep(lrs: Sequence[float], *, variants: Sequence[str] = VARIANTS, seeds: Sequence[int] = (0,),
@@ -125,18 +96,8 @@ def lr_sweep(lrs: Sequence[float], *, variants: Sequence[str] = VARIANTS, seeds:
     """Chapter 5's sweep (`divergence.lr_sweep`'s arguments) for every variant, lr and seed, in that order. BN and
     no-BN runs are chapter 5's cached runs; every run is cached and the missing ones fan out to `executor` (one
     pool for all of them, see bnutils.parallel.sweep). Each result carries its `variant`."""
-    for lr in validate.nonempty("lrs", lrs):
-        validate.positive("lrs", lr)
-    for v in validate.nonempty("variants", variants):
-        check_variant(v, depth, width, device)
-    if len(set(variants)) != len(variants):
-        raise ValueError(f"variants={list(variants)!r} must not repeat a variant")
-    seeds = validate.seeds("seeds", list(seeds))
-    validate.integer("steps", steps)
-    validate.integer("batch_size", batch_size)
-    validate.integer("n_evals", n_evals)
-    if n_evals > steps:
-        raise ValueError(f"n_evals={n_evals} must be <= steps={steps}")
+    seeds = divergence.check_sweep(lrs, variants, seeds, depth=depth, width=width, steps=steps, batch_size=batch_size,
+                                   n_evals=n_evals, device=device, allowed=VARIANTS, name="variant")
     common = dict(depth=depth, width=width, steps=steps, batch_size=batch_size, n_train=n_train, n_test=n_test,
                   eval_every=steps // n_evals, device=device, amp=amp, cache=cache)
     calls = [(v, dict(lr=float(lr), seed=s, **common)) for v in variants for lr in lrs for s in seeds]
@@ -152,25 +113,8 @@ def lr_sweep(lrs: Sequence[float], *, variants: Sequence[str] = VARIANTS, seeds:
     return out  # type: ignore[return-value]
 
 
-def sweep_table(runs: Sequence[dict[str, Any]], variants: Sequence[str], lrs: Sequence[float],
-                seeds: Sequence[int]) -> dict[str, Any]:
-    """The numbers the claims read: acc[variant][lr] and diverged[variant][lr], one entry per seed (accuracy NaN
-    where the run diverged)."""
-    validate.nonempty("runs", runs)
-    by = {(r["variant"], float(r["lr"]), int(r["seed"])): r for r in runs}
-    acc: dict[str, dict[float, list[float]]] = {}
-    div: dict[str, dict[float, list[bool]]] = {}
-    for v in variants:
-        acc[v], div[v] = {}, {}
-        for lr in lrs:
-            rs = []
-            for s in seeds:
-                if (v, float(lr), int(s)) not in by:
-                    raise ValueError(f"runs hold no run of variant={v!r}, lr={lr!r}, seed={s!r}")
-                rs.append(by[(v, float(lr), int(s))])
-            div[v][float(lr)] = [bool(r["diverged"]) for r in rs]
-            acc[v][float(lr)] = [math.nan if r["diverged"] else float(r["final_test_acc"]) for r in rs]
-    return {"acc": acc, "diverged": div}
+sweep_table = divergence.sweep_table  # acc[variant][lr] and diverged[variant][lr], one entry per seed
+diverging_from = divergence.diverging_from  # the lr from which some / every seed of a variant diverges
 
 
 def summarize(table: dict[str, Any], chance: float = 0.15) -> dict[str, dict[str, Any]]:
@@ -191,6 +135,17 @@ def summarize(table: dict[str, Any], chance: float = 0.15) -> dict[str, dict[str
     return out
 
 
+def large_lr_training(table: dict[str, Any], chance: float = 0.15) -> dict[str, Any]:
+    """At the lrs where every seed of the network without BN diverged (`large`), how many runs of each other
+    network trained (did not diverge, accuracy above `chance`), out of `n_cases` (those lrs x the seeds)."""
+    validate.in_range("chance", chance, 0.0, 1.0)
+    large = [lr for lr in sorted(table["diverged"]["none"]) if all(table["diverged"]["none"][lr])]
+    trained = {v: sum(not d and a > chance for lr in large for a, d in zip(table["acc"][v][lr], table["diverged"][v][lr]))
+               for v in table["acc"] if v != "none"}
+    n_seeds = len(next(iter(table["diverged"]["none"].values()), []))
+    return {"large": large, "trained": trained, "n_cases": len(large) * n_seeds}
+
+
 # ---------------------------------------------------------------- 2. relative loss after one step at init
 
 @cached_run("causal")
@@ -199,18 +154,9 @@ def variant_relative_loss(variant: str, step_sizes: Sequence[float], *, n_batche
                           device: str = "cpu", cache: bool = True) -> dict[str, Any]:
     """divergence.relative_loss for any variant: the loss after one SGD step of size a over the loss before, on the
     same batch, at initialisation (training mode), ratio[batch][a]; non-finite losses count as infinite."""
-    check_variant(variant, depth, width, device)
-    for a in validate.nonempty("step_sizes", step_sizes):
-        validate.positive("step_sizes", a)
-    validate.integer("n_batches", n_batches)
-    validate.integer("batch_size", batch_size, minimum=2)
-    validate.integer("seed", seed, minimum=0)
-    data = _cifar(n_train, device=device)
-    model = _net(variant, depth, width, seed, device)
-    ratios = divergence.one_step_ratios(model, data, step_sizes, n_batches, batch_size)
-    return {"experiment": "relative_loss", "variant": variant, "norm": variant,
-            "step_sizes": [float(a) for a in step_sizes], "n_batches": n_batches, "depth": depth, "width": width,
-            "batch_size": batch_size, "seed": seed, "n_train": n_train, "ratio": ratios}
+    return {**divergence.one_step_run(variant, step_sizes, n_batches=n_batches, depth=depth, width=width,
+                                      batch_size=batch_size, seed=seed, n_train=n_train, device=device,
+                                      allowed=VARIANTS, name="variant"), "variant": variant}
 
 
 def relative_loss(variant: str, step_sizes: Sequence[float], **kwargs: Any) -> dict[str, Any]:
@@ -237,26 +183,14 @@ def median_divergence_step(result: dict[str, Any]) -> float | None:
 def stats_vs_depth(variant: str, *, depth: int = 56, width: float = 0.25, n_batches: int = 4,
                    batch_size: int = 128, seed: int = 0, n_train: int | None = 10000,
                    device: str = "cpu") -> dict[str, Any]:
-    """divergence.channel_stats_vs_depth for any variant (the same quantiles of |channel mean| and channel variance
+    """init_stats.channel_stats_vs_depth for any variant (the same quantiles of |channel mean| and channel variance
     per block output), plus `mean_var`: the channel variance averaged over channels and batches. The median alone
     can be 0 for SkipInit and Fixup at initialisation, where the zero-padded channels of the option-A shortcuts
     stay zero; the mean cannot."""
-    check_variant(variant, depth, width, device)
-    validate.integer("n_batches", n_batches)
-    validate.integer("batch_size", batch_size, minimum=2)
-    validate.integer("seed", seed, minimum=0)
-    data = _cifar(n_train, device=device)
-    model = _net(variant, depth, width, seed, device)
-    per = [_channel_stats(model, _batch(data, b, batch_size)[0]) for b in range(n_batches)]
-    out: dict[str, Any] = {"variant": variant, "norm": variant, "depth": depth, "seed": seed, "layer": [],
-                           "mean": [], "var": [], "mean_var": []}
-    for i in sorted(per[0]):
-        out["layer"].append(1 + 2 * i)
-        for key, j in (("mean", 0), ("var", 1)):
-            v = torch.cat([p[i][j].abs() for p in per]).cpu().numpy()
-            out[key].append([float(q) for q in np.quantile(v, (0.16, 0.5, 0.84))])
-        out["mean_var"].append(float(torch.cat([p[i][1] for p in per]).mean()))
-    return out
+    return {"variant": variant, "seed": seed,
+            **init_stats.channel_stats_vs_depth(variant, depth=depth, width=width, n_batches=n_batches,
+                                                 batch_size=batch_size, seed=seed, n_train=n_train, device=device,
+                                                 allowed=VARIANTS, name="variant")}
 
 
 def growth(result: dict[str, Any]) -> float:

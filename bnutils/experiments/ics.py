@@ -1,35 +1,34 @@
 """Chapter 2, internal covariate shift: the experiment functions behind the notebook.
 
-- `vgg_run`: the VGG-16 on CIFAR-10 (Santurkar et al. Fig 1 and Fig 3): training/test curves, the pre-activation
-  distributions of chosen layers over training, and ICS (Definition 2.1) every few steps.
-- `dln_run`: the 25-layer deep linear network on the linear-teacher task, full batch, with ICS.
+- `vgg_run`: VGG-16 on CIFAR-10 (Santurkar et al. Fig 1 and Fig 3): training/test curves, the layer-input
+  distributions of chosen layers over training, and ICS (Definition 2.1) every few steps. Cached, like `dln_run`:
+  the 25-layer deep linear network on the linear-teacher task, full batch, with ICS.
 - `lr_scan`: short VGG runs over a grid of learning rates, to find the pair the Fig 1 analogue needs.
-- `ics_cost`: the measurement's cost per measured step (in training steps) for each implementation, and
-  their agreement.
-- `summarize`, `at_equal_loss`, `drift`: the numbers the verdicts are computed from.
-
-The chapter's prose/table helpers (`span`, `ratio_groups`, `scan_table`) are in `bnutils.report`, its figures in
-`bnutils.figures.ics`.
-
-Every run goes through `bnutils.cache.cached` (JSON), so re-executing the chapter is fast and resumable.
+- `settings`, `slider_frames`: the chapter's settings; `quantile_drift`, `layer_drifts`, `fig1_outcomes`,
+  `ics_rows`, `dln_cosines`: the numbers the verdicts come from. The summaries of an ICS result (`summarize`,
+  `at_equal_loss`, `readings`, ...) live in `bnutils.metrics.ics_summaries` and `ics_cost` in
+  `bnutils.metrics.ics_cost`; they are re-exported here.
+Prose and tables: `bnutils.report.ics`; figures: `bnutils.figures.ics`.
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from .. import validate
 from ..cache import cached_run
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
+from ..metrics.activations import negative_share
 from ..metrics.ics import METHODS as ICS_METHODS
-from ..models import VGG, DeepLinear, weight_layers
-from ..report import ratio_groups, scan_table, span  # noqa: F401  moved to bnutils.report; kept importable here
+from ..metrics.ics import ics_array  # noqa: F401 (re-exported: the chapter reads results through `exp`)
+from ..metrics.ics_cost import ics_cost  # noqa: F401
+from ..metrics.ics_summaries import (at_equal_loss, cos_stats, equal_loss_summary, readings,  # noqa: F401
+                                     smoothed_loss_at, summarize)
+from ..models import VGG, DeepLinear
+from ..profiles import smoke_cap
 from ..train import seed_everything, smooth, train
 
 NORMS = ("none", "batchnorm")
@@ -54,14 +53,12 @@ def _layers(name: str, layers: Sequence[int] | None, n_max: int) -> list[int] | 
     return [int(i) for i in layers]
 
 
-def _run_dict(run, ics_key: str = "ics") -> dict[str, Any]:
+def _run_dict(run) -> dict[str, Any]:
     d = run.to_dict()
-    d["ics"] = d["metrics"].pop(ics_key, None)
-    d["acts"] = d["metrics"].pop("acts", None)
-    if d["acts"]:  # keep what the chapter plots (quantiles, one channel's sample), drop per-channel lists
-        for layer in d["acts"]["layers"].values():
-            layer.pop("channel_mean", None)
-            layer.pop("channel_var", None)
+    for key in ("ics", "ics_weights", "acts"):
+        d[key] = d["metrics"].pop(key, None)
+    for layer in (d["acts"] or {"layers": {}})["layers"].values():  # keep quantiles and the sample, not per channel
+        layer.pop("channel_mean", None), layer.pop("channel_var", None)
     return d
 
 
@@ -70,12 +67,14 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
             n_test: int | None = 2000, batch_size: int = 128, momentum: float = 0.0,
             ics_layers: Sequence[int] | None = (3, 5, 10, 11), ics_every: int | None = 25,
             act_layers: Sequence[int] | None = (3, 11), act_every: int = 10, eval_every: int | None = None,
-            method: str = "auto", device: str = "cpu", amp: bool = False, cache: bool = True) -> dict[str, Any]:
+            method: str = "auto", weights_only_too: bool = False, device: str = "cpu", amp: bool = False,
+            cache: bool = True) -> dict[str, Any]:
     """Train VGG-16 (`norm` 'none' or 'batchnorm') on a CIFAR-10 subset with plain SGD and return the run as a dict.
 
     Records the training loss/accuracy per step, test accuracy every `eval_every` steps (default: 10 evaluations),
-    ICS (Definition 2.1) on conv layers `ics_layers` every `ics_every` steps (None: no ICS), and the
-    pre-activations (the input of the ReLU: after BN when there is one) of conv layers `act_layers`.
+    ICS (Definition 2.1) on conv layers `ics_layers` every `ics_every` steps (None: no ICS; `weights_only_too`
+    also measures the weights-only reading, under "ics_weights"), and the layer input the distributional story is
+    about: the conv output of conv layers `act_layers`, before BN (without BN: the ReLU's input).
     amp trains in mixed precision on a GPU (the gpu profile); ICS is measured in float32 all the same.
     """
     _check_common(norm, lr, steps, seed)
@@ -98,10 +97,12 @@ def vgg_run(norm: str, lr: float, *, steps: int, seed: int = 0, width: float = 0
     callbacks: dict[str, Any] = {}
     if ics_layers is not None and ics_every is not None:
         callbacks["ics"] = ICS(model, layers=ics_layers, every=ics_every, method=method)
+        if weights_only_too:
+            callbacks["ics_weights"] = ICS(model, layers=ics_layers, every=ics_every, method=method, moves="weights")
     if act_layers:
         blocks = model.blocks
-        callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].act for i in act_layers},
-                                               every=act_every, where="input", sample_size=256)
+        callbacks["acts"] = ActivationRecorder({f"#{i}": blocks[i - 1].layer for i in act_layers},
+                                               every=act_every, where="output", sample_size=256)
     run = train(model, data, steps=steps, lr=lr, batch_size=batch_size, momentum=momentum,
                 eval_every=eval_every, callbacks=callbacks, seed=seed, progress=False, amp=amp,
                 desc=f"VGG {norm} lr={lr}")
@@ -146,8 +147,13 @@ def trains(run: dict[str, Any], *, chance_loss: float = math.log(10), margin: fl
 
 
 def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0.125, n_train: int | None = 10000,
-            n_test: int | None = 2000, device: str = "cpu", amp: bool = False, cache: bool = True) -> dict[str, Any]:
+            n_test: int | None = 2000, device: str = "cpu", amp: bool = False, keep: Sequence[float] = (),
+            cache: bool = True) -> dict[str, Any]:
     """Short VGG runs at each lr, without and with BN: which lrs train (see `trains`).
+
+    `keep`: the lrs of the grid the caller reads back (e.g. the chapter's pair). When given, smoke mode
+    (`profiles.smoke_cap`) scans only those (with the grid's smallest or largest lr added to make 2); without
+    `keep`, and outside smoke mode, the whole grid is scanned.
 
     Returns lrs, per norm the list of `trains` flags, final smoothed losses and test accuracies, and
     `pair` = (lr_both, lr_bn_only): the largest lr at which both train and the smallest lr (above it) at
@@ -159,6 +165,10 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
         validate.positive("lrs", lr)
     validate.device("device", device)
     lrs = sorted(float(v) for v in lrs)
+    if keep and smoke_cap(len(lrs)) < len(lrs):
+        kept = sorted({float(v) for v in keep} & set(lrs))
+        ends = [lr for lr in (lrs[0], lrs[-1]) if lr not in kept]
+        lrs = sorted(kept + ends[:max(0, 2 - len(kept))])
     out: dict[str, Any] = {"lrs": lrs, "steps": steps}
     for norm in NORMS:
         runs = [vgg_run(norm, lr, steps=steps, seed=seed, width=width, n_train=n_train, n_test=n_test,
@@ -177,141 +187,72 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
     return out
 
 
-def ics_cost(model: str = "vgg", *, norm: str = "batchnorm", layers: Sequence[int] | None = None, steps: int = 4,
-             width: float = 0.125, batch_size: int = 128, seed: int = 0, device: str = "cpu") -> dict[str, Any]:
-    """Time plain training steps and ICS measurements by every method on the same model and batches.
-
-    Returns seconds per plain step; per measurement, for each of 'prefix', 'vmap' and 'loop', its seconds
-    (`<method>_seconds`) and its cost in units of one training step (`<method>_steps`); the number of monitored
-    layers; and the largest disagreement of the fast methods with the loop: relative max |l2 - l2_loop| / max l2
-    (`max_rel_diff`) and of the cosines (`max_cos_diff`). Not cached (it is a timing).
-    """
-    validate.choice("model", model, ("vgg", "dln"))
-    validate.choice("norm", norm, NORMS)
-    validate.integer("steps", steps, minimum=2)
-    if layers is not None:  # the upper bound is checked once the model is built
-        validate.int_list("layers", layers)
-    validate.positive("width", width)
-    validate.integer("batch_size", batch_size, minimum=2 if norm == "batchnorm" else 1)
-    validate.integer("seed", seed, minimum=0)
-    validate.device("device", device)
-    seed_everything(seed)
-    if model == "vgg":
-        data = load_cifar10(max(batch_size * steps, 512), 100, seed=0, device=device)
-        net = VGG("vgg16", width=width, norm=norm).to(device)
-        bs, loss, lr = batch_size, None, 0.05
-    else:
-        data = linear_teacher(1000, 10, seed=0)
-        net = DeepLinear(25, 10, norm=norm)
-        bs, loss, lr = None, "sum_squared", 1e-7
-    n_layers = len(weight_layers(net))
-    layers = _layers("layers", layers, n_layers) or list(range(1, n_layers + 1))
-    plain = copy.deepcopy(net)
-    t0 = time.perf_counter()
-    train(plain, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, progress=False)
-    step_s = (time.perf_counter() - t0) / steps
-    out: dict[str, Any] = {"model": model, "norm": norm, "n_layers": len(layers), "step_seconds": step_s,
-                           "device": device, "threads": torch.get_num_threads()}
-    res = {}
-    for method in ("loop", "vmap", "prefix"):
-        m = copy.deepcopy(net)
-        cb = ICS(m, layers=layers, every=1, method=method)
-        train(m, data, steps=steps, lr=lr, batch_size=bs, loss=loss, seed=seed, callbacks={"ics": cb}, progress=False)
-        res[method] = cb.result()
-        out[f"{method}_seconds"] = res[method]["seconds"] / steps  # the measurement times itself
-        out[f"{method}_steps"] = out[f"{method}_seconds"] / step_s
-    a = np.asarray(res["loop"]["l2"])
-    out["max_rel_diff"] = max(float(np.max(np.abs(a - np.asarray(res[k]["l2"]))) / max(np.max(np.abs(a)), 1e-30))
-                              for k in ("vmap", "prefix"))
-    out["max_cos_diff"] = max(float(np.max(np.abs(np.asarray(res["loop"]["cos"]) - np.asarray(res[k]["cos"]))))
-                              for k in ("vmap", "prefix"))
-    return out
-
-
 # -- numbers for the verdicts -------------------------------------------------------------------------------------
 
-def ics_array(run: dict[str, Any], key: str, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of one ICS quantity ('l2', 'cos', 'rel', 'g_norm') for one monitored layer of a run."""
-    ics = run.get("ics")
-    if not ics:
-        raise ValueError("this run recorded no ICS")
-    validate.choice("key", key, ("l2", "cos", "rel", "g_norm"))
-    validate.choice("layer", layer, ics["layers"])
-    j = ics["layers"].index(layer)
-    return np.asarray(ics["steps"]), np.asarray([row[j] for row in ics[key]], dtype=float)
-
-
-def summarize(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int, *, skip_first: bool = True) -> dict:
-    """Median over measured steps and seeds of l2, cos and rel for both variants, and their ratios.
-
-    The first measurement (step 0, before any training) is skipped by default. Diverged steps are excluded
-    (a diverged run stops, so it has no measurements after it).
-    """
-    validate.nonempty("runs_none", runs_none)
-    validate.nonempty("runs_bn", runs_bn)
-    out: dict[str, Any] = {"layer": layer}
-    for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
-        for key in ("l2", "cos", "rel"):
-            vals = np.concatenate([ics_array(r, key, layer)[1][1 if skip_first else 0:] for r in runs])
-            vals = vals[np.isfinite(vals)]
-            out[f"{key}_{name}"] = float(np.median(vals)) if len(vals) else math.nan
-    out["l2_ratio"] = out["l2_batchnorm"] / out["l2_none"] if out["l2_none"] > 0 else math.nan
-    out["rel_ratio"] = out["rel_batchnorm"] / out["rel_none"] if out["rel_none"] > 0 else math.nan
-    return out
-
-
-def smoothed_loss_at(run: dict[str, Any], steps: Sequence[int], window: int = 20) -> np.ndarray:
-    """The training loss (moving average over `window` steps) at the given steps."""
-    s = smooth(run["loss"], window)
-    return np.asarray([s[t] if t < len(s) else math.nan for t in steps], dtype=float)
-
-
-def at_equal_loss(runs_none: Sequence[dict], runs_bn: Sequence[dict], layer: int, key: str = "l2", *,
-                  n_levels: int = 6, window: int = 20) -> dict[str, Any]:
-    """Compare an ICS quantity at equal training loss rather than at equal step.
-
-    Each measurement is paired with the smoothed training loss at its step; the loss range both variants
-    cover (pooled over seeds, step 0 excluded) is cut into `n_levels` bins on a log scale, and each bin holds
-    the median of `key` per variant. Returns levels (bin centres), none, batchnorm (NaN where a variant has
-    no measurement in a bin) and the overlapping loss range; empty lists if the ranges do not overlap.
-    """
-    validate.nonempty("runs_none", runs_none)
-    validate.nonempty("runs_bn", runs_bn)
-    validate.integer("n_levels", n_levels)
-    pts = {}
-    for name, runs in (("none", runs_none), ("batchnorm", runs_bn)):
-        ls, vs = [], []
-        for r in runs:
-            st, v = ics_array(r, key, layer)
-            lo = smoothed_loss_at(r, st, window)
-            ls.append(lo[1:]); vs.append(v[1:])
-        ls, vs = np.concatenate(ls), np.concatenate(vs)
-        ok = np.isfinite(ls) & np.isfinite(vs) & (ls > 0)
-        pts[name] = (ls[ok], vs[ok])
-    lo = max(np.min(pts[n][0]) if len(pts[n][0]) else math.inf for n in pts)
-    hi = min(np.max(pts[n][0]) if len(pts[n][0]) else -math.inf for n in pts)
-    out: dict[str, Any] = {"key": key, "layer": layer, "range": [lo, hi], "levels": [], "none": [], "batchnorm": []}
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        return out
-    edges = np.geomspace(lo, hi, n_levels + 1)
-    out["levels"] = list(np.sqrt(edges[:-1] * edges[1:]))
-    for name in ("none", "batchnorm"):
-        ls, vs = pts[name]
-        for a, b in zip(edges[:-1], edges[1:]):
-            sel = (ls >= a) & (ls <= b)
-            out[name].append(float(np.median(vs[sel])) if sel.any() else math.nan)
-    return out
-
-
-def drift(run: dict[str, Any], layer: str) -> float:
-    """How much a layer's pre-activation distribution moves per record, relative to its width:
-    mean over consecutive records of (|change of the median| + |change of the 15-85% spread|) / spread."""
+def quantile_drift(run: dict[str, Any], layer: str) -> float:
+    """How much a layer's recorded input distribution (its 15/50/85 % quantiles) moves per record, relative to its
+    width: mean over consecutive records of (|change of the median| + |change of the 15-85% spread|) / spread."""
     q = np.asarray(run["acts"]["layers"][layer]["quantiles"], dtype=float)  # (T, 3): 15%, 50%, 85%
     if len(q) < 2:
         return math.nan
     spread = q[:, 2] - q[:, 0]
     d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
     return float(np.mean(d))
+
+
+def layer_drifts(runs: dict[str, dict], layers: Sequence[str] = ("#3", "#11")) -> dict[tuple[str, str], float]:
+    """`quantile_drift` of each recorded layer for each network: {(layer, norm): drift}, runs = {norm: run}."""
+    return {(layer, norm): quantile_drift(runs[norm], layer) for layer in layers for norm in NORMS}
+
+
+def dead_channels(runs: dict[str, dict[str, Any]], layers: Sequence[str] = ("#3", "#11"), *,
+                  share: float = 0.9) -> list[dict[str, Any]]:
+    """The sampled channels (one per layer and network, runs = {norm: run}) below zero in more than `share` of their
+    recorded values (`metrics.activations.negative_share`): layer, norm, below, n and all (every value below)."""
+    return [dict(layer=layer, norm=norm, **d) for layer in layers for norm in NORMS
+            if (d := negative_share(runs[norm]["acts"], layer))["n"] and d["below"] > share * d["n"]]
+
+
+def fig1_outcomes(fig1: dict[tuple[str, float], dict], lr_both: float, lr_bn_only: float) -> dict[str, Any]:
+    """Fig 1's numbers from the runs {(norm, lr): run}: final test accuracy (`acc`; NaN when diverged or never
+    evaluated), `trains` and `diverged` per (norm, lr); `both_lo` (both train at lr_both), `only_bn_hi` (only BN
+    trains at lr_bn_only), `bn_better` (at lr_both)."""
+    acc = {k: r["evals"][-1]["test_acc"] if r["evals"] and not r["diverged"] else math.nan for k, r in fig1.items()}
+    tr = {k: trains(r) for k, r in fig1.items()}
+    return dict(acc=acc, trains=tr, diverged={k: bool(r["diverged"]) for k, r in fig1.items()},
+                both_lo=tr[("none", lr_both)] and tr[("batchnorm", lr_both)], only_bn_hi=tr[("batchnorm", lr_bn_only)] and not tr[("none", lr_bn_only)],
+                bn_better=bool(acc[("batchnorm", lr_both)] > acc[("none", lr_both)]))
+
+
+def ics_rows(groups: Sequence[tuple[str, float, int, dict[str, list[dict]]]], reduces) -> dict[str, list[dict]]:
+    """The numbers table of the chapter: for each (net name, lr, layer, {norm: runs over seeds}) its `summarize`
+    numbers plus the equal-loss ratio and delta cos, and whether BN reduces ICS at equal step / loss by the rule
+    `reduces(l2_ratio, dcos)` (the registry's `claims.reduces_ics`). Returns `summary` (one dict per group) and
+    the per-seed `step_cases` and `loss_cases` (seeds whose losses overlap) the claims are judged on."""
+    summary, step_cases, loss_cases = [], [], []
+    for name, lr, layer, runs in groups:
+        s = summarize(runs["none"], runs["batchnorm"], layer)
+        eq_ratio, eq_dcos = equal_loss_summary(runs["none"], runs["batchnorm"], layer)
+        has_loss = bool(np.isfinite(eq_ratio))
+        per = [(summarize([a], [b], layer), equal_loss_summary([a], [b], layer))
+               for a, b in zip(runs["none"], runs["batchnorm"])]
+        step_cases.append(dict(name=name, lr=lr, layer=layer, l2_ratio=[p["l2_ratio"] for p, _ in per],
+                               dcos=[p["cos_batchnorm"] - p["cos_none"] for p, _ in per]))
+        eqs = [q for _, q in per if np.isfinite(q[0]) and np.isfinite(q[1])]
+        if eqs:
+            loss_cases.append(dict(name=name, lr=lr, layer=layer, l2_ratio=[q for q, _ in eqs],
+                                   dcos=[d for _, d in eqs]))
+        summary.append(dict(name=name, lr=lr, **s, eq_ratio=eq_ratio, eq_dcos=eq_dcos, has_loss=has_loss,
+                            reduces_step=reduces(s["l2_ratio"], s["cos_batchnorm"] - s["cos_none"]),
+                            reduces_loss=has_loss and reduces(eq_ratio, eq_dcos)))
+    return dict(summary=summary, step_cases=step_cases, loss_cases=loss_cases)
+
+
+def dln_cosines(dln: dict[float, dict[str, list[dict]]], layers: Sequence[int] = (9, 17)) -> dict[str, dict]:
+    """`cos_stats` per (lr, norm) over all seeds (`pooled`) and per seed (`per_seed`, a list)."""
+    keys = [(lr, norm) for lr in dln for norm in NORMS]
+    return dict(pooled={k: cos_stats(dln[k[0]][k[1]], layers) for k in keys},
+                per_seed={k: [cos_stats([r], layers) for r in dln[k[0]][k[1]]] for k in keys})
 
 
 # -- the chapter's settings at each profile, and the work they imply ------------------------------------------
@@ -322,8 +263,7 @@ def drift(run: dict[str, Any], layer: str) -> float:
 #   vgg_ics_every                   VGG: measure ICS every this many steps
 #   dln_ics_count                   DLN: about this many ICS measurements per run
 #   scan_steps, scan_lrs            the learning-rate probe (lr_scan): steps per run, its grid (besides the pair)
-#   cost_layers                     VGG layers of the ICS cost table (None: all)
-#   cost_vgg_steps, cost_dln_steps  steps of ics_cost
+#   cost_layers, cost_vgg_steps, cost_dln_steps  VGG layers of the ICS cost table (None: all), steps of ics_cost
 SCALES = {
     "ci": dict(vgg_steps=20, dln_steps=60, n_seeds=1, vgg_ics_every=10, dln_ics_count=6, scan_steps=5,
                scan_lrs=[], cost_layers=[5, 10], cost_vgg_steps=2, cost_dln_steps=3),
@@ -346,6 +286,8 @@ def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] =
     cost_vgg, cost_dln = scale["cost_vgg_steps"], scale["cost_dln_steps"]
     scan_runs = len(NORMS) * len({*scale["scan_lrs"], *fig1_lrs})
     # distinct cached runs: Fig 1's pair with the first seed, Fig 3's pair with every seed (shared runs counted once)
+    readings_steps = max(2, vgg_steps // 3)  # the weights-only reading (settings' readings_kw): 1 lr, 1 seed
+    n_read = 2 * math.ceil(readings_steps / max(1, min(scale["vgg_ics_every"], readings_steps // 6)))  # 2 nets
     vgg_runs = len({(n, lr, 0) for n in NORMS for lr in fig1_lrs}
                    | {(n, lr, s) for n in NORMS for lr in vgg_ics_lrs for s in range(n_seeds)})
     dln_runs = len(dln_lrs) * len(NORMS) * n_seeds
@@ -358,6 +300,10 @@ def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] =
     return [
         dict(what=f"VGG-16: {vgg_runs} runs x {vgg_steps} steps", mode="train", batch=128,
              passes=vgg_runs * vgg_steps, amp=profile.amp, **vgg),
+        dict(what=f"weights-only reading: 2 runs x {readings_steps} steps", mode="train", batch=128,
+             passes=2 * readings_steps, amp=profile.amp, **vgg),
+        dict(what=f"... ICS of 2 layers, 2 readings: {2 * n_read} measurements x <= 3 passes", mode="grad",
+             batch=128, passes=2 * n_read * 3, **vgg),
         dict(what=f"learning-rate probe: {scan_runs} runs x {scale['scan_steps']} steps", mode="train", batch=128,
              passes=scan_runs * scale["scan_steps"], amp=profile.amp, **vgg),
         dict(what=f"ICS 'prefix', {k_vgg} layers: {vgg_meas} measurements x <= {k_vgg + 1} passes", mode="grad",
@@ -377,3 +323,40 @@ def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] =
         dict(what="... ICS of all 25 layers, loop (50) + vmap (26) + prefix (26) passes", mode="grad",
              passes=cost_dln * (50 + 26 + 26), launches=cost_dln * (50 + 1 + 26), **dln),
     ]
+
+
+def settings(profile: Any, *, seed: int = 0, vgg_steps: int | None = None, dln_steps: int | None = None,
+             fig1_lrs: Sequence[float] | None = None, vgg_ics_lrs: Sequence[float] | None = None,
+             dln_lrs: Sequence[float] | None = None, n_seeds: int | None = None,
+             ics_every: int | None = None) -> dict[str, Any]:
+    """The chapter's settings from its parameters cell (None: `SCALES[profile.name]` or the paper's value) and
+    the profile (`bnutils.setup`): step counts, learning rates, seeds, monitored layers, `vgg_kw` (the arguments
+    the chapter's `vgg_run`s share) and `readings_kw` (the short runs of the weights-only reading)."""
+    cfg = SCALES[profile.name]
+    vgg_steps = vgg_steps or cfg["vgg_steps"]
+    dln_steps = dln_steps or cfg["dln_steps"]
+    fig1_lrs = list(fig1_lrs or (0.1, 0.5))  # the paper's pair: both train / only BN trains
+    vgg_ics_lrs = list(vgg_ics_lrs or (0.1, 0.01))  # the paper's Fig 3
+    dln_lrs = list(dln_lrs or (1e-6, 1e-7))
+    vgg_layers = [3, 5, 10, 11]  # ICS monitored: the paper's #5 and #10, and #3 / #11 of the distributions
+    dln_layers = [5, 9, 17, 21]  # the paper's #9 and #17, and two more for the slider
+    every, short = ics_every or cfg["vgg_ics_every"], max(2, vgg_steps // 3)
+    vgg_kw = dict(steps=vgg_steps, width=profile.vgg_width, n_train=profile.n_train, n_test=profile.n_test,
+                  ics_layers=vgg_layers, ics_every=every, act_layers=(3, 11), act_every=max(1, vgg_steps // 30),
+                  eval_every=max(1, vgg_steps // 5), method="auto", device=profile.device, amp=profile.amp)
+    return dict(vgg_steps=vgg_steps, dln_steps=dln_steps, fig1_lrs=fig1_lrs, vgg_lrs=vgg_ics_lrs, dln_lrs=dln_lrs,
+                seeds=[seed + k for k in range(n_seeds or cfg["n_seeds"])], vgg_every=every,
+                dln_every=ics_every or max(1, dln_steps // cfg["dln_ics_count"]), vgg_layers=vgg_layers,
+                dln_layers=dln_layers, scan_steps=cfg["scan_steps"], scan_lrs=list(cfg["scan_lrs"]), vgg_kw=vgg_kw,
+                readings_kw={**vgg_kw, "steps": short, "ics_layers": [5, 10], "act_layers": None, "eval_every": short,
+                                          "ics_every": max(1, min(every, short // 6))})
+
+
+def slider_frames(s: dict[str, Any], short: bool = False) -> list[tuple[str, float, int]]:
+    """The (net, lr, layer) frames of the chapter's slider, from `settings`: every monitored layer at every lr, or
+    (short, for CI) the paper's layers at the first lr of each network."""
+    if short:
+        return [("VGG", s["vgg_lrs"][0], 5), ("VGG", s["vgg_lrs"][0], 10), ("DLN", s["dln_lrs"][0], 9),
+                ("DLN", s["dln_lrs"][0], 17)]
+    return ([("VGG", lr, layer) for lr in s["vgg_lrs"] for layer in s["vgg_layers"]]
+            + [("DLN", lr, layer) for lr in s["dln_lrs"] for layer in s["dln_layers"]])

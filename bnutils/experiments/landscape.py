@@ -16,7 +16,7 @@ from ..cache import cached_run
 from ..parallel import sweep
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ActivationRecorder
-from ..metrics.landscape import METHODS, LandscapeProbe, landscape_bands
+from ..metrics.landscape import METHODS, LandscapeProbe, band_summary
 from ..models import VGG, DeepLinear
 from ..norms import NORM_KINDS
 from ..train import seed_everything, train
@@ -96,25 +96,64 @@ def landscape_runs(model: str, norms: Sequence[str], seeds: Sequence[int], *, ex
     return {n: runs[i * len(seeds):(i + 1) * len(seeds)] for i, n in enumerate(norms)}
 
 
-def band_summary(runs: Sequence[dict[str, Any]], max_rel: float | None = None) -> dict[str, float]:
-    """Medians over probed steps and seeds of the Fig 4 quantities (probes with eta <= max_rel * lr).
+def settings(profile: Any, scale: dict[str, Any], *, vgg_lr: float, dln_lr: float, vgg_probe_range: Sequence[float],
+             vgg_n_probes: int, dln_probe_range: Sequence[float], dln_n_probes: int, seed: int = 0,
+             n_seeds: int | None = None, vgg_steps: int | None = None, dln_steps: int | None = None) -> dict[str, Any]:
+    """The chapter's settings from its `parameters` cell (None: the profile's `scale`, `SCALES[profile.name]`):
+    seeds (`n_seeds` from `seed` on) and the keyword arguments of `landscape_runs` for the VGG and the DLN runs
+    ("vgg", "dln"); each network is probed about `scale["<model>_probe_count"]` times per run."""
+    vgg_steps = validate.integer("vgg_steps", vgg_steps if vgg_steps is not None else scale["vgg_steps"])
+    dln_steps = validate.integer("dln_steps", dln_steps if dln_steps is not None else scale["dln_steps"])
+    n_seeds = validate.integer("n_seeds", n_seeds if n_seeds is not None else scale["n_seeds"])
+    vgg = dict(lr=validate.positive("vgg_lr", vgg_lr), steps=vgg_steps, eta_range=tuple(vgg_probe_range),
+               n_probes=vgg_n_probes, probe_every=max(1, vgg_steps // scale["vgg_probe_count"]), n_train=profile.n_train,
+               n_test=profile.n_test, width=profile.vgg_width, batch_size=scale["vgg_batch_size"], device=profile.device)
+    dln = dict(lr=validate.positive("dln_lr", dln_lr), steps=dln_steps, eta_range=tuple(dln_probe_range),
+               n_probes=dln_n_probes, probe_every=max(1, dln_steps // scale["dln_probe_count"]), device=profile.device)
+    return {"seeds": [seed + i for i in range(n_seeds)], "vgg": vgg, "dln": dln}
 
-    loss_spread = loss_hi - loss_lo, grad_hi = the top of the gradient-predictiveness band, beta = effective
-    beta-smoothness. Probes after a divergence do not exist; a run whose probes blew up contributes inf.
-    """
-    validate.nonempty("runs", runs)
-    spread, ghi, beta = [], [], []
-    for r in runs:
-        if not r["probe"]["step"]:
-            continue
-        b = landscape_bands(r["probe"], max_rel)
-        with np.errstate(invalid="ignore"):  # inf - inf after a blow-up: counted as inf below
-            spread_b = np.nan_to_num(b["loss_hi"] - b["loss_lo"], nan=np.inf)
-        spread += list(spread_b)
-        ghi += list(b["grad_hi"])
-        beta += list(b["beta"])
-    med = lambda v: float(np.median(v)) if v else float("nan")
-    return {"loss_spread": med(spread), "grad_hi": med(ghi), "beta": med(beta)}
+
+def smoothness_ratios(runs: dict[str, list[dict]], max_rel: float | None = None, a: str = "none",
+                      b: str = "batchnorm") -> dict[str, float]:
+    """Ratios a / b of the three Fig 4 medians (`band_summary` over a's and b's seeds); above 1: b is smoother."""
+    sa, sb = (band_summary([r["probe"] for r in runs[k]], max_rel) for k in (a, b))
+    return {k: sa[k] / sb[k] for k in sa}
+
+
+def seed_ratios(runs: dict[str, list[dict]], max_rel: float | None = None) -> list[dict[str, float]]:
+    """`smoothness_ratios` standard / BN seed by seed (the i-th run of each), as the ch4 claims take them."""
+    return [smoothness_ratios({"a": [ra], "b": [rb]}, max_rel, "a", "b")
+            for ra, rb in zip(runs["none"], runs["batchnorm"])]
+
+
+def n_probed(runs: dict[str, list[dict]]) -> int:
+    """Probed steps summed over seeds, for whichever of the standard and the BN network has fewer."""
+    return min(sum(len(r["probe"]["step"]) for r in runs[n]) for n in ("none", "batchnorm"))
+
+
+def median_K(runs: dict[str, list[dict]], max_rel: float | None = None) -> dict[str, float]:
+    """Per network, the median effective smoothness K over probed steps and seeds (`band_summary`)."""
+    return {n: band_summary([r["probe"] for r in rs], max_rel)["K"] for n, rs in runs.items()}
+
+
+def gradient_change_ratios(runs: dict[str, list[dict]], paper_range: Sequence[float],
+                           which: str = "first") -> list[float]:
+    """Santurkar's Fig 11 as numbers: per seed, the median over the probes with eta / lr in `paper_range` (the
+    paper's range, `bnutils.claims.RANGES[model]`) of standard / BN ||g - g(eta)||, at the first or last probed step."""
+    i = {"first": 0, "last": -1}[validate.choice("which", which, ("first", "last"))]
+    lo, hi = paper_range
+    out = []
+    for rn, rb in zip(runs["none"], runs["batchnorm"]):
+        e = np.asarray(rn["probe"]["eta_rel"])
+        keep = (e >= lo * (1 - 1e-9)) & (e <= hi * (1 + 1e-9))
+        d = [np.asarray(r["probe"]["grad_dists"][i], float)[keep] for r in (rn, rb)]
+        out.append(float(np.median(d[0] / d[1])))
+    return out
+
+
+def final_losses(runs: dict[str, list[dict]], window: int = 20) -> dict[str, float]:
+    """Per network, the median over seeds of `final_loss` (inf for a diverged run)."""
+    return {n: float(np.median([final_loss(r, window) for r in rs])) for n, rs in runs.items()}
 
 
 def final_loss(run: dict[str, Any], window: int = 50) -> float:
@@ -179,24 +218,6 @@ def theorem41_check(n_cases: int = 200, batch_sizes: Sequence[int] = (2, 4, 16, 
             "max_excess_1_over_m": float(np.max((lhs - rhs_m) / np.array([r["size"] for r in rows]))),
             "max_ratio_1_over_m": float(np.max(lhs[tight] / rhs_m[tight])),
             "min_ratio_1_over_m": float(np.min(lhs[tight] / rhs_m[tight]))}
-
-
-def activation_stats(run: dict[str, Any], layer: str) -> dict[str, float]:
-    """Fig 6 numbers for one recorded layer: excess kurtosis of the sampled channel at the last record (0 for a
-    Gaussian; kurtosis_se its standard error for a Gaussian sample, sqrt(24/n)) and drift, the median over records of the mean |change of a channel's mean| / mean channel std."""
-    from ..metrics import layer_array
-
-    acts = run["activations"]
-    if not acts:
-        raise ValueError("run has no activations: call landscape_run(..., record_activations=True)")
-    s = np.asarray(acts["layers"][layer]["sample"][-1], float)
-    s = s[np.isfinite(s)]
-    z = (s - s.mean()) / max(s.std(), 1e-12)
-    means, var = layer_array(acts, layer, "channel_mean"), layer_array(acts, layer, "channel_var")
-    std = np.sqrt(np.maximum(var[:-1], 0)).mean(1)
-    drift = np.abs(np.diff(means, axis=0)).mean(1) / np.maximum(std, 1e-12)
-    return {"kurtosis": float(np.mean(z ** 4) - 3), "kurtosis_se": float(np.sqrt(24 / max(len(s), 1))),
-            "drift": float(np.median(drift)) if len(drift) else float("nan")}
 
 
 # -- the chapter's settings at each profile, and the work they imply ------------------------------------------

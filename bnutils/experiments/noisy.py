@@ -17,10 +17,11 @@ from .. import validate
 from ..cache import cached_run
 from ..parallel import sweep
 from ..data import Dataset, Split, batches, load_cifar10
-from ..metrics import ActivationRecorder
+from ..metrics import ActivationRecorder, channel_moment_changes
 from ..models import VGG
 from ..modes import temporary_mode
 from ..norms import recalibrate
+from ..profiles import SMOKE, smoke_cap
 from ..train import evaluate, train
 
 KINDS = ("none", "batchnorm", "noisy", "noise")
@@ -37,17 +38,6 @@ def accuracy_with_noise(model: torch.nn.Module, split: Split, batch_size: int = 
         correct = sum(int((model(split.x[i:i + batch_size]).argmax(1) == split.y[i:i + batch_size]).sum())
                       for i in range(0, len(split), batch_size))
     return correct / len(split)
-
-
-def _moments(rec: dict[str, Any], layer: str) -> dict[str, list[float]]:
-    """Per-step change and drift from step 0 of the per-channel mean and variance, averaged over channels."""
-    d = rec["layers"][layer]
-    mean, var = np.asarray(d["channel_mean"], float), np.asarray(d["channel_var"], float)
-    out = {"std": [float(v) for v in d["std"]]}
-    for name, a in (("mean", mean), ("var", var)):
-        out[f"{name}_change"] = np.abs(np.diff(a, axis=0)).mean(1).tolist() if len(a) > 1 else []
-        out[f"{name}_drift"] = np.abs(a - a[:1]).mean(1).tolist() if len(a) else []
-    return out
 
 
 def _train_network(cfg: dict[str, Any], data: Dataset, amp: bool) -> dict[str, Any]:
@@ -70,13 +60,15 @@ def _train_network(cfg: dict[str, Any], data: Dataset, amp: bool) -> dict[str, A
     if not run.diverged:
         out["test_acc"] = evaluate(model, data.test)["acc"]  # eval mode: running statistics, noise off
         if cfg["kind"] in ("batchnorm", "noisy"):
-            clean = (x for x, _ in _first_batches(data.train, cfg["recal_batches"], cfg["batch_size"]))
+            # smoke mode: 2 batches of at most SMOKE.batch examples
+            clean = (x for x, _ in _first_batches(data.train, smoke_cap(cfg["recal_batches"]),
+                                                   smoke_cap(cfg["batch_size"], SMOKE.batch)))
             recalibrate(model, clean)  # exact population statistics of the clean (noise-off) network
             out["test_acc_recal"] = evaluate(model, data.test)["acc"]
         if cfg["kind"] in NOISY_KINDS:
             out["test_acc_noise_on"] = accuracy_with_noise(model, data.test)
     mom, hist = run.metrics["moments"], run.metrics["hist"]
-    out["layers"] = {name: {**_moments(mom, name), "hist_steps": hist["steps"],
+    out["layers"] = {name: {**channel_moment_changes(mom, name), "hist_steps": hist["steps"],
                             "hist": hist["layers"][name]["sample"]} for name in modules}
     return out
 
@@ -150,6 +142,24 @@ def noise_sweep(scales: Sequence[float], seed: int = 0, *, executor: Any = "auto
     for (k, s), r in zip(grid, runs):
         out[k][s] = r
     return out
+
+
+def settings(profile: Any, scale: dict[str, Any], *, seed: int = 0, steps: int | None = None,
+             lr: float | None = None, n_seeds: int | None = None,
+             noise_scales: Sequence[float] | None = None) -> dict[str, Any]:
+    """The chapter's settings from its `parameters` cell (None: the profile's `scale`, `SCALES[profile.name]`).
+
+    Returns seeds (`n_seeds` from `seed` on), scales (the sweep's noise strengths, with 0 and 1 added: they come
+    free from the main runs) and run (the keyword arguments of `train_network` / `four_networks` but kind, seed
+    and data: steps, lr (Santurkar's 0.1 by default), the profile's subset sizes, width, device and precision).
+    """
+    steps = validate.integer("steps", steps if steps is not None else scale["steps"])
+    run = dict(steps=steps, lr=validate.positive("lr", lr if lr is not None else 0.1), n_train=profile.n_train,
+               n_test=profile.n_test, width=profile.vgg_width, batch_size=128, hist_every=max(1, steps // 25),
+               device=profile.device, amp=profile.amp)
+    n = validate.integer("n_seeds", n_seeds if n_seeds is not None else scale["n_seeds"])
+    scales = noise_scales if noise_scales is not None else scale["noise_scales"]
+    return {"seeds": [seed + i for i in range(n)], "scales": sorted(set(map(float, scales)) | {0.0, 1.0}), "run": run}
 
 
 def final_train(run: dict[str, Any], frac: float = 0.1) -> tuple[float, float]:

@@ -13,58 +13,18 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from .. import plots
-from ..experiments.causal import NAMES, VARIANTS
 from ..experiments.divergence import DIVERGENCE_RATIO
 from ..train import smooth
 from . import finish
-
-# Colours and labels come from bnutils.plots (one per variant, the same in every chapter); every variant also has
-# its own marker, so that no colour is needed to tell them apart
-MARKERS = {"batchnorm": "o", "none": "s", "skipinit": "^", "fixup": "D", "group": "v", "layer": "P"}
-LINES = {"group": "--", "layer": "--"}  # the batch-free norms dashed: they sit on BN's curves
-
+from .divergence import LINES, MARKERS, _label, _order, draw_accuracy_vs_lr  # one drawing for chapters 5 and 6
 
 def _color(variant: str):
     return plots.color(variant)
 
 
-def _label(variant: str) -> str:
-    return plots.label(variant) if variant in ("batchnorm", "none") else NAMES.get(variant, variant)
-
-
-def _order(keys) -> list[str]:
-    return sorted(keys, key=lambda v: VARIANTS.index(v) if v in VARIANTS else len(VARIANTS))
-
-
-def draw_accuracy_vs_lr(ax: Axes, table: Mapping[str, Any], current: float | None = None) -> None:
-    """Final test accuracy vs lr per variant (`causal.sweep_table`): mean over the seeds that did not diverge,
-    each seed as a dot; diverged seeds as crosses in the variant's colour, one height per variant near the axis."""
-    acc, div = table["acc"], table["diverged"]
-    for i, v in enumerate(_order(acc)):
-        lrs = sorted(acc[v])
-        ok = [lr for lr in lrs if any(not d for d in div[v][lr])]
-        means = [100 * np.mean([a for a, d in zip(acc[v][lr], div[v][lr]) if not d]) for lr in ok]
-        ax.plot(ok, means, LINES.get(v, "-"), marker=MARKERS.get(v, "o"), ms=5, color=_color(v), label=_label(v))
-        for lr in ok:
-            pts = [100 * a for a, d in zip(acc[v][lr], div[v][lr]) if not d]
-            ax.plot([lr] * len(pts), pts, ".", color=_color(v), alpha=0.5)
-        bad = [lr for lr in lrs for d in div[v][lr] if d]
-        if bad:
-            plots.mark_diverged(ax, bad, [2 + 2.5 * i] * len(bad), label_=None)
-            ax.lines[-1].set_color(_color(v))
-    ax.plot([], [], label="diverged (no accuracy)", **plots.DIVERGED_MARKER)
-    if current is not None:
-        ax.axvline(current, color="gray", ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("final test accuracy (%)")
-    ax.set_ylim(0, None)
-    ax.legend(fontsize=7)
-
-
 def plot_accuracy_vs_lr(table: Mapping[str, Any], *, title: str | None = None) -> Figure:
     """The sweep of the five variants as one figure (draw_accuracy_vs_lr)."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     draw_accuracy_vs_lr(ax, table)
     return finish(fig, title, fontsize=10)
 

@@ -4,7 +4,7 @@ They draw the results of `bnutils.experiments.divergence`; the conventions are i
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -13,29 +13,53 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from .. import plots
-from ..experiments.divergence import DIVERGENCE_RATIO, NORMS, PAPER_LRS, noise_slope
+from ..experiments.divergence import DIVERGENCE_RATIO, NORMS, PAPER_LRS
+from ..experiments.resnets import NAMES, NETWORKS
+from ..experiments.sgd_noise import noise_slope
 from ..train import smooth
 from . import finish
 
 
-def draw_accuracy_vs_lr(ax: Axes, summary: dict[str, dict[str, Any]], current: float | None = None) -> None:
-    """Final test accuracy vs lr, mean over seeds with each seed as a dot, diverged seeds as crosses on the axis."""
-    for norm, d in summary.items():
-        lrs = [lr for lr in d["lrs"] if d["by_lr"][lr]["acc"]]
-        ax.plot(lrs, [100 * np.mean(d["by_lr"][lr]["acc"]) for lr in lrs], "-o", color=plots.color(norm),
-                label=plots.label(norm))
-        for lr in lrs:
-            ax.plot([lr] * len(d["by_lr"][lr]["acc"]), [100 * a for a in d["by_lr"][lr]["acc"]], ".",
-                    color=plots.color(norm), alpha=0.5)
-    div = [lr for d in summary.values() for lr in d["lrs"] if d["by_lr"][lr]["diverged"]]
-    plots.mark_diverged(ax, div, [10] * len(div), label_="diverged (no accuracy)")
+# Colours and labels come from bnutils.plots (one per network, the same in every chapter); every network also has
+# its own marker, so that no colour is needed to tell them apart
+MARKERS = {"batchnorm": "o", "none": "s", "skipinit": "^", "fixup": "D", "group": "v", "layer": "P"}
+LINES = {"group": "--", "layer": "--"}  # the batch-free norms dashed: they sit on BN's curves
+
+
+def _label(variant: str) -> str:
+    """The legend label of a network of chapters 5 and 6."""
+    return plots.label(variant) if variant in NORMS else NAMES.get(variant, variant)
+
+
+def _order(keys: Iterable[str]) -> list[str]:
+    return sorted(keys, key=lambda v: NETWORKS.index(v) if v in NETWORKS else len(NETWORKS))
+
+
+def draw_accuracy_vs_lr(ax: Axes, table: Mapping[str, Any], current: float | None = None) -> None:
+    """Final test accuracy vs lr per network (`divergence.sweep_table`): mean over the seeds that did not diverge,
+    each seed as a dot; diverged seeds as crosses in the network's colour, one height per network near the axis.
+    The legend sits outside the axes, right of them, so that it hides no point."""
+    acc, div = table["acc"], table["diverged"]
+    for i, v in enumerate(_order(acc)):
+        lrs = sorted(acc[v])
+        ok = [lr for lr in lrs if any(not d for d in div[v][lr])]
+        means = [100 * np.mean([a for a, d in zip(acc[v][lr], div[v][lr]) if not d]) for lr in ok]
+        ax.plot(ok, means, LINES.get(v, "-"), marker=MARKERS.get(v, "o"), ms=5, color=plots.color(v), label=_label(v))
+        for lr in ok:
+            pts = [100 * a for a, d in zip(acc[v][lr], div[v][lr]) if not d]
+            ax.plot([lr] * len(pts), pts, ".", color=plots.color(v), alpha=0.5)
+        bad = [lr for lr in lrs for d in div[v][lr] if d]
+        if bad:
+            plots.mark_diverged(ax, bad, [2 + 2.5 * i] * len(bad), label_=None)
+            ax.lines[-1].set_color(plots.color(v))
+    ax.plot([], [], label="diverged (no accuracy)", **plots.DIVERGED_MARKER)
     if current is not None:
         ax.axvline(current, color="gray", ls="--", lw=1)
     ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
+    ax.set_xlabel("learning rate η")
     ax.set_ylabel("final test accuracy (%)")
     ax.set_ylim(0, None)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
 
 
 def draw_curves(ax: Axes, runs: Sequence[dict[str, Any]], lr: float, *, window: int = 10) -> None:
@@ -67,37 +91,56 @@ def draw_curves(ax: Axes, runs: Sequence[dict[str, Any]], lr: float, *, window: 
     ax.set_title(f"lr {lr:.2g}: final test acc. " + ", ".join(parts))
 
 
-def draw_explorer_frame(fig: Figure, lr: float, runs: Sequence[dict[str, Any]],
-                        summary: dict[str, dict[str, Any]]) -> None:
-    """One frame of the learning-rate explorer: the curves at `lr` (left), accuracy vs lr with `lr` marked (right)."""
+def draw_explorer_frame(fig: Figure, lr: float, runs: Sequence[dict[str, Any]], table: Mapping[str, Any]) -> None:
+    """One frame of the learning-rate explorer: the curves at `lr` (left), accuracy vs lr (`divergence.sweep_table`)
+    with `lr` marked (right)."""
     ax1, ax2 = fig.subplots(1, 2)
     draw_curves(ax1, runs, lr)
-    draw_accuracy_vs_lr(ax2, summary, current=lr)
+    draw_accuracy_vs_lr(ax2, table, current=lr)
     fig.tight_layout()
 
 
+DEAD_COLOR = "#c8c8c8"  # channel heatmaps: dead channels (exactly 0), off the log colour scale
+
+
+def _network_name(depth: int, width: float) -> str:
+    """'ResNet-56 at 1/4 width' ('ResNet-110' at full width): the network a result comes from."""
+    if width == 1:
+        return f"ResNet-{depth}"
+    frac = {0.5: "½", 0.25: "¼", 0.125: "⅛"}.get(width, f"{width:g}×")
+    return f"ResNet-{depth} at {frac} width"
+
+
 def plot_channel_heatmaps(result: dict[str, Any], *, title: str | None = None) -> Figure:
-    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| or variance.
-    Panels are titled with the block of our network and the ResNet-110 layer it stands for; dead channels (exactly
-    0) are drawn at the bottom of the colour scale (black)."""
+    """Bjorck's Fig 4: rows = fraction of the update applied, columns = channels, colour = |mean| (top row) or
+    variance (bottom row). The panels of a row share one log colour scale and one colourbar; each panel is titled
+    with its block of the network the result comes from (depth and width from the result) and the ResNet-110 layer
+    it stands for. Dead channels (exactly 0, which a log scale cannot show) are drawn in DEAD_COLOR (light grey), non-finite values (overflow) in white."""
     layers, blocks = result["layers"], result["blocks"]
-    fig, axes = plt.subplots(2, len(layers), figsize=(3.2 * len(layers), 5.2))
-    for j, L in enumerate(layers):
-        for i, key in enumerate(("mean", "var")):
-            a = np.abs(np.asarray(result[key][str(L)]))
-            a = np.where(np.isfinite(a), a, np.nan)
-            lo = max(np.nanmin(a[a > 0]) if np.any(a > 0) else 1e-12, 1e-12)
-            a = np.maximum(a, lo)  # dead channels (exactly 0) drawn at the bottom of the scale
-            im = axes[i, j].imshow(a, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                                   norm=LogNorm(vmin=lo, vmax=max(np.nanmax(a), lo * 10)),
-                                   extent=(-0.5, a.shape[1] - 0.5, 0, 100))
-            fig.colorbar(im, ax=axes[i, j])
-            axes[i, j].grid(False)
-            axes[i, j].set_title(f"block {blocks[j]} of ResNet-{result['depth']} (layer {L} of 110): "
-                                 f"{'|channel mean|' if key == 'mean' else 'channel variance'}", fontsize=8)
-            axes[i, j].set_xlabel("channel")
-            axes[i, j].set_ylabel("% of the update applied")
-    return finish(fig, title, fontsize=11)
+    n_blocks = 1 + (result["depth"] - 2) // 2
+    net = _network_name(result["depth"], result.get("width", 1.0))
+    fig, axes = plt.subplots(2, len(layers), figsize=(3.4 * len(layers) + 1, 5.8), squeeze=False, layout="constrained")
+    cmap = plt.get_cmap("magma").with_extremes(under=DEAD_COLOR, bad="white")
+    for i, key in enumerate(("mean", "var")):
+        mats = [np.abs(np.asarray(result[key][str(L)], dtype=float)) for L in layers]
+        mats = [np.where(np.isfinite(a), a, np.nan) for a in mats]
+        pos = [a[a > 0] for a in mats]
+        lo = max(min((float(np.nanmin(p)) for p in pos if p.size), default=1e-12), 1e-12)
+        hi = max(max(float(np.nanmax(a)) for a in mats), lo * 10)
+        for j, (L, a) in enumerate(zip(layers, mats)):
+            ax = axes[i, j]
+            im = ax.imshow(np.where(a > 0, a, lo / 10), aspect="auto", origin="lower", cmap=cmap,
+                           interpolation="nearest", norm=LogNorm(vmin=lo, vmax=hi),
+                           extent=(-0.5, a.shape[1] - 0.5, 0, 100))
+            ax.grid(False)
+            ax.set_title(f"{net}, block {blocks[j]} of {n_blocks}\n(stands for Bjorck's layer {L} of ResNet-110)",
+                         fontsize=8)
+            ax.set_xlabel("channel")
+            ax.set_ylabel("% of the update applied" if j == 0 else "")
+        fig.colorbar(im, ax=list(axes[i]), label="|channel mean|" if key == "mean" else "channel variance")
+    if title:
+        fig.suptitle(title, fontweight="bold", fontsize=11)
+    return fig
 
 
 def plot_paper_lrs(runs: Sequence[dict[str, Any]], *, title: str | None = None) -> Figure:
@@ -127,12 +170,15 @@ def plot_paper_lrs(runs: Sequence[dict[str, Any]], *, title: str | None = None) 
 
 def plot_relative_loss(results: dict[str, dict[str, Any]], show_batches: Sequence[int] = (1, 4, 7), *,
                        title: str | None = None) -> Figure:
-    """Relative loss vs step size for mini-batches `show_batches` (1-based), one panel per network, threshold drawn."""
+    """Relative loss vs step size for mini-batches `show_batches` (1-based), one panel per network, threshold drawn.
+    Only the batches a result measured are drawn (every measured one when none of `show_batches` was, e.g. a
+    smoke run's 2 batches)."""
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6), sharey=True)
     styles = ["-", "--", ":", "-."]
     for ax, (norm, r) in zip(np.atleast_1d(axes), results.items()):
         a = np.asarray(r["step_sizes"])
-        for k, b in enumerate(show_batches):
+        shown = [b for b in show_batches if 1 <= b <= len(r["ratio"])] or range(1, len(r["ratio"]) + 1)
+        for k, b in enumerate(shown):
             ratio = np.minimum(np.asarray(r["ratio"][b - 1], dtype=float), 1e30)  # inf (overflow) drawn at 1e30
             ax.plot(a, ratio, marker="o", ms=3, ls=styles[k % 4], color=plots.color(norm), label=f"mini-batch {b}")
         ax.axhline(DIVERGENCE_RATIO, color="black", ls="--", lw=1, label="divergence threshold 1e3")

@@ -46,19 +46,34 @@ def plot_training(runs: Sequence[dict[str, Any]], *, window: int = 20, title: st
     return finish(fig, title)
 
 
-def plot_histograms(runs: Sequence[dict[str, Any]], *, seed: int = 0, title: str | None = None) -> Figure:
-    """Santurkar's Fig 2 layout: one channel's activation histogram over training, a row per layer, a column per net."""
+def plot_histograms(runs: Sequence[dict[str, Any]], *, seed: int = 0, bins: int = 30,
+                    title: str | None = None) -> Figure:
+    """Santurkar's Fig 2 layout: one channel's activation histogram over training, a row per layer, a column per
+    net. The panels of a row (one layer, the networks compared) share the value range (the 0.5-99.5 percentiles
+    of the values of the runs that did not diverge) and one colour scale of the density, with one colour bar per row."""
     rs = [r for r in runs if r["seed"] == seed]
     layers = list(rs[0]["layers"])
-    fig, axes = plt.subplots(len(layers), len(rs), figsize=(2.6 * len(rs), 1.9 * len(layers)), squeeze=False)
-    for j, r in enumerate(rs):
-        for i, layer in enumerate(layers):
+    fig, axes = plt.subplots(len(layers), len(rs), figsize=(2.6 * len(rs) + 0.8, 1.9 * len(layers) + 0.4),
+                             squeeze=False, sharex=True, sharey="row", layout="constrained")
+    for i, layer in enumerate(layers):
+        ok = [r for r in rs if not r["diverged"]] or rs  # a diverged run's exploding values would set the range
+        v = np.concatenate([np.ravel(np.asarray(r["layers"][layer]["hist"], float)) for r in ok])
+        v = v[np.isfinite(v)]
+        lo, hi = np.percentile(v, [0.5, 99.5]) if len(v) else (-1.0, 1.0)
+        for j, r in enumerate(rs):
             d, ax = r["layers"][layer], axes[i, j]
-            plots.histograms_over_time(ax, d["hist_steps"], d["hist"], bins=30)
+            plots.histograms_over_time(ax, d["hist_steps"], d["hist"], bins=bins, value_range=(lo, hi))
             ax.set(xlabel="training step" if i == len(layers) - 1 else "", ylabel=f"layer {layer}\nvalue" if j == 0 else "")
             if i == 0:
                 ax.set_title(plots.label(r["kind"]) + (" (diverged)" if r["diverged"] else ""), color=plots.color(r["kind"]))
-    return finish(fig, title)
+        images = [ax.images[-1] for ax in axes[i]]
+        top = max(float(np.nanmax(im.get_array())) for im in images)
+        for im in images:
+            im.set_clim(0, top if top > 0 else 1)
+        fig.colorbar(images[-1], ax=list(axes[i]), label="density", pad=0.01, aspect=12)
+    if title:
+        fig.suptitle(title, fontweight="bold")
+    return fig
 
 
 def plot_moments(runs: Sequence[dict[str, Any]], what: str = "change", *, seed: int = 0, window: int = 1,

@@ -94,3 +94,49 @@ def layer_array(result: dict[str, Any], layer: str, key: str) -> np.ndarray:
     validate.choice("layer", layer, layers)
     validate.choice("key", key, layers[layer])
     return np.asarray(layers[layer][key], dtype=float)
+
+
+def negative_share(result: dict[str, Any], layer: str) -> dict[str, Any]:
+    """How much of a layer's recorded channel sample (all steps pooled) is below zero: `below` of `n` values, and
+    `all` (every value below zero; for a ReLU's input: a dead channel)."""
+    validate.choice("layer", layer, result["layers"])
+    v = np.concatenate([np.ravel(x) for x in result["layers"][layer]["sample"]] or [np.zeros(0)]).astype(float)
+    return dict(below=int(np.sum(v < 0)), n=int(v.size), all=bool(v.size and np.all(v < 0)))
+
+
+# -- summaries of a recorder's result (chapters 3 and 4) -------------------------------------------------------
+def channel_moment_changes(result: dict[str, Any], layer: str) -> dict[str, list[float]]:
+    """Santurkar et al.'s Fig 8 series for one recorded layer, from an `ActivationRecorder` result.
+
+    Per record, averaged over channels: `mean_change` / `var_change`, the |change| of each channel's mean /
+    variance since the previous record (one fewer than the records), and `mean_drift` / `var_drift`, the |change|
+    since the first record (0 at the first); `std`, the layer's std at each record. Absolute, not relative, values.
+    """
+    mean, var = layer_array(result, layer, "channel_mean"), layer_array(result, layer, "channel_var")
+    out = {"std": layer_array(result, layer, "std").tolist()}
+    for name, a in (("mean", mean), ("var", var)):
+        out[f"{name}_change"] = np.abs(np.diff(a, axis=0)).mean(1).tolist() if len(a) > 1 else []
+        out[f"{name}_drift"] = np.abs(a - a[:1]).mean(1).tolist() if len(a) else []
+    return out
+
+
+def activation_shape_stats(result: dict[str, Any] | None, layer: str) -> dict[str, float]:
+    """How Gaussian and how steady one recorded layer is, from an `ActivationRecorder` result (Santurkar Fig 6).
+
+    kurtosis: excess kurtosis of the sampled channel at the last record (0 for a Gaussian), with kurtosis_se its
+    standard error for a Gaussian sample, sqrt(24 / n). mean_change: the median over pairs of successive records
+    of mean_c |change of channel c's mean| / mean_c (channel c's std), a change relative to the layer's spread;
+    mean_change_se: the standard error of that median from its spread over the pairs, sqrt(pi / 2) s / sqrt(n)
+    (NaN with fewer than two pairs: one change carries no estimate of its own noise).
+    """
+    if not result:
+        raise ValueError("result holds no activations: record them (e.g. landscape_run(..., record_activations=True))")
+    s = np.asarray(layer_array(result, layer, "sample")[-1], float)
+    s = s[np.isfinite(s)]
+    z = (s - s.mean()) / max(s.std(), 1e-12)
+    means, var = layer_array(result, layer, "channel_mean"), layer_array(result, layer, "channel_var")
+    std = np.sqrt(np.maximum(var[:-1], 0)).mean(1)
+    change = np.abs(np.diff(means, axis=0)).mean(1) / np.maximum(std, 1e-12)
+    se = float(np.sqrt(np.pi / 2) * change.std(ddof=1) / np.sqrt(len(change))) if len(change) > 1 else float("nan")
+    return {"kurtosis": float(np.mean(z ** 4) - 3), "kurtosis_se": float(np.sqrt(24 / max(len(s), 1))),
+            "mean_change": float(np.median(change)) if len(change) else float("nan"), "mean_change_se": se}

@@ -13,6 +13,8 @@ Our readings, stated once:
   forward pass (order recorded with hooks during the step's own forward). So the BN gamma/beta and biases of
   blocks 1..i-1 move to t+1; layer i's own bias and the gamma/beta of its own BN (which act after W_i) stay at t.
 - W_i is the layer's weight tensor (not its bias), so nets with and without BN compare like with like.
+- `moves="weights"` is the secondary, weights-only reading: of the earlier parameters only the conv/linear weight
+  tensors W_1..W_{i-1} move to t+1 (biases and BN's gamma/beta stay at t). The default `moves="all"` is the one above.
 - G and G' are computed by the same code, in float32, with BN in train mode on the step's batch (its batch
   statistics), on copies of the BN buffers: running statistics and the optimizer's gradients are untouched.
   Random layers (noisy BN) replay the step's random draws (the RNG state at the start of the step).
@@ -34,17 +36,20 @@ import math
 import time
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.func import functional_call, grad, vmap
 
 from .. import validate
-from ..models import weight_layers, stages
+from ..models import stages, weight_layers
 from ..modes import Hooks, RngState, rng_state, set_rng_state, temporary_mode
 from ..train import Callback, StepState
 
 METHODS = ("auto", "prefix", "vmap", "loop")
 REFERENCES = ("recompute", "grad")
+MOVES = ("all", "weights")
+KEYS = ("l2", "cos", "rel", "g_norm")
 
 
 class ICS(Callback):
@@ -56,18 +61,22 @@ class ICS(Callback):
     reference: 'recompute' computes G with the same code as G' (float32, robust to mixed precision);
     'grad' takes G from p.grad (the training step's own gradient; one pass cheaper).
     chunk_size: for 'vmap', how many parameter sets at once (None: all; lower it to save memory on a GPU).
+    moves: which earlier parameters take the step: 'all' (every parameter that runs before W_i: weights, biases,
+    BN's gamma/beta; the main reading) or 'weights' (only the conv/linear weights W_1..W_{i-1}; the secondary one).
 
     result(): steps, loss (the step's training loss), layers (the indices), and per measured step one list
     over layers each of l2 (||G - G'||), cos, rel (||G - G'|| / ||G||) and g_norm (||G||); seconds spent.
     """
 
     def __init__(self, model: nn.Module, *, layers: Sequence[int] | None = None, every: int = 10,
-                 method: str = "auto", reference: str = "recompute", chunk_size: int | None = None):
+                 method: str = "auto", reference: str = "recompute", chunk_size: int | None = None,
+                 moves: str = "all"):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         self.every = validate.integer("every", every)
         self.method = validate.choice("method", method, METHODS)
         self.reference = validate.choice("reference", reference, REFERENCES)
+        self.moves = validate.choice("moves", moves, MOVES)
         if chunk_size is not None:
             validate.integer("chunk_size", chunk_size)
         self.chunk_size = chunk_size
@@ -98,6 +107,7 @@ class ICS(Callback):
         module_name = {id(m): n for n, m in model.named_modules()}
         self.weight_names = [f"{module_name[id(all_layers[i - 1])]}.weight" for i in self.layers]
         self._layer_modules = [module_name[id(all_layers[i - 1])] for i in self.layers]
+        self._movable = None if self.moves == "all" else {f"{module_name[id(m)]}.weight" for m in all_layers}
         self._order: dict[str, int] | None = None  # module name -> first call index in the forward pass
         self._hooks: Hooks | None = None  # armed for the first measured step's forward pass only
         self._old: dict[str, torch.Tensor] = {}
@@ -148,6 +158,7 @@ class ICS(Callback):
             self._disarm()
             self._order = dict(self._order_tmp)
             self._earlier_sets = self._earlier()
+            self._moved_sets = [e if self._movable is None else e & self._movable for e in self._earlier_sets]
             if self.method == "prefix":
                 self._starts = self._plan_prefix()
         t0 = time.perf_counter()
@@ -171,7 +182,7 @@ class ICS(Callback):
 
     # -- the measurement -------------------------------------------------------------------------------------
     def _mixed(self, old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        return [{n: (new[n] if n in earlier else old[n]) for n in old} for earlier in self._earlier_sets]
+        return [{n: (new[n] if n in moved else old[n]) for n in old} for moved in self._moved_sets]
 
     def _replay_rng(self) -> None:
         if self._rng is not None:
@@ -190,6 +201,8 @@ class ICS(Callback):
                 torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []), \
                 torch.autocast(x.device.type, enabled=False):
             if self.method == "prefix":
+                if self._movable is not None:  # the prefix's stages hold exactly the earlier parameters: move some
+                    new = {n: (new[n] if n in self._movable else old[n]) for n in old}
                 g_prime, g = self._grads_prefix(old, new, buffers, x, y, loss_fn, want_ref)
             elif self.method == "loop":
                 g_prime = []
@@ -314,4 +327,16 @@ class ICS(Callback):
     def result(self) -> dict[str, Any]:
         self._disarm()
         return {"steps": self.steps, "loss": self.loss, "layers": self.layers, "method": self.method,
-                "reference": self.reference, "seconds": self.seconds, **self.data}
+                "reference": self.reference, "moves": self.moves, "seconds": self.seconds, **self.data}
+
+
+def ics_array(result: dict[str, Any], key: str, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one quantity ('l2', 'cos', 'rel', 'g_norm') of one monitored layer, from an ICS result
+    (`ICS.result()`) or from a run dict that holds one under "ics"."""
+    ics = result.get("ics") if "ics" in result else (result if "l2" in result else None)
+    if not ics:
+        raise ValueError("this run recorded no ICS")
+    validate.choice("key", key, KEYS)
+    validate.choice("layer", layer, ics["layers"])
+    j = ics["layers"].index(layer)
+    return np.asarray(ics["steps"]), np.asarray([row[j] for row in ics[key]], dtype=float)

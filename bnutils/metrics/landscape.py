@@ -3,7 +3,8 @@
 At weights w with the step's batch gradient g, the probes evaluate the loss and gradient at w - eta*g for K
 step sizes eta (BN in train mode, on the same batch) and report, following Santurkar et al. (2018), Fig 4:
 the loss band [min, max] over eta of L(w - eta*g), the gradient-predictiveness band of ||g - g(eta)||, and
-the effective beta-smoothness max over eta of ||g - g(eta)|| / ||eta*g||. The model is never modified: the
+the effective smoothness K = max over eta of ||g - g(eta)|| / ||eta*g|| (Santurkar et al.'s "beta-smoothness";
+the book keeps beta for BN's shift). The model is never modified: the
 probes run through `torch.func.functional_call` on copies of the weights and buffers, so the weights, the
 gradients in p.grad and BN's running statistics are exactly as before. Random layers (Santurkar's noise) replay
 the step's own draw in every probe, so a probe measures the landscape, not the noise, and the global RNG is
@@ -111,7 +112,7 @@ def summarize_probe(etas: Sequence[float], losses: np.ndarray, grad_dists: np.nd
     ratio = np.where(np.isfinite(ratio), ratio, np.inf)  # a blown-up probe (or gradient) is not smooth
     return {"etas": etas.tolist(), "loss0": loss0, "grad_norm": grad_norm, "losses": losses.tolist(),
             "grad_dists": dists.tolist(), "loss_band": [float(losses.min()), float(losses.max())],
-            "grad_band": [float(dists.min()), float(dists.max())], "beta": float(ratio.max()),
+            "grad_band": [float(dists.min()), float(dists.max())], "K": float(ratio.max()),
             "finite": not bool(bad.any())}
 
 
@@ -162,7 +163,7 @@ class LandscapeProbe(Callback):
 def landscape_bands(result: dict[str, Any], max_rel: float | None = None) -> dict[str, np.ndarray]:
     """Per probed step, the Fig 4 summaries over the probes with eta <= max_rel * lr (all probes when None).
 
-    Returns arrays over probed steps: step, loss_lo, loss_hi, grad_lo, grad_hi, beta.
+    Returns arrays over probed steps: step, loss_lo, loss_hi, grad_lo, grad_hi, K (the effective smoothness).
     """
     rel = np.asarray(result["eta_rel"], float)
     keep = rel <= (max_rel if max_rel is not None else math.inf) * (1 + 1e-9)
@@ -174,5 +175,26 @@ def landscape_bands(result: dict[str, Any], max_rel: float | None = None) -> dic
     for key, i, name in (("loss_band", 0, "loss_lo"), ("loss_band", 1, "loss_hi"), ("grad_band", 0, "grad_lo"),
                          ("grad_band", 1, "grad_hi")):
         out[name] = np.asarray([r[key][i] for r in rows], float)
-    out["beta"] = np.asarray([r["beta"] for r in rows], float)
+    out["K"] = np.asarray([r["K"] for r in rows], float)
     return out
+
+
+def band_summary(results: Sequence[dict[str, Any]], max_rel: float | None = None) -> dict[str, float]:
+    """Medians over probed steps and seeds of the Fig 4 quantities, from `LandscapeProbe.result()`s (one per seed),
+    over the probes with eta <= max_rel * lr.
+
+    loss_spread = loss_hi - loss_lo, grad_hi = the top of the gradient-predictiveness band, K = the effective
+    smoothness. Probes after a divergence do not exist; a run whose probes blew up contributes inf.
+    """
+    validate.nonempty("results", results)
+    spread, ghi, k = [], [], []
+    for r in results:
+        if not r["step"]:
+            continue
+        b = landscape_bands(r, max_rel)
+        with np.errstate(invalid="ignore"):  # inf - inf after a blow-up: counted as inf below
+            spread += list(np.nan_to_num(b["loss_hi"] - b["loss_lo"], nan=np.inf))
+        ghi += list(b["grad_hi"])
+        k += list(b["K"])
+    med = lambda v: float(np.median(v)) if v else float("nan")
+    return {"loss_spread": med(spread), "grad_hi": med(ghi), "K": med(k)}

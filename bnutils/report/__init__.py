@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
-from . import validate
+from .. import validate
 
 MIME = "application/vnd.bnbook.verdicts+json"
 OUTCOMES = ("yes", "partly", "no", "not at this scale")  # defined in bnutils.claims (OUTCOME_MEANING)
@@ -129,43 +129,5 @@ def span(values: Sequence[float], fmt: str | None = None) -> str:
     return lo if lo == hi else f"{lo} to {hi}" if min(v) < 0 else f"{lo}-{hi}"
 
 
-def ratio_groups(rows: Sequence[dict[str, Any]], key: str = "l2_ratio", *,
-                 band: tuple[float, float] = (0.8, 1.25)) -> str:
-    """Generated prose for BN / standard ratios over rows of a chapter's table (dicts with 'layer', 'lr' and `key`).
-
-    The rows are grouped into 'larger' (ratio above `band`), 'similar' (within it) and 'smaller' (below it); each
-    group is given with where it holds and its range, e.g. 'larger at #5 (lr 0.1) and #10 (lr 0.1): 3.4-5.5x;
-    similar (0.8-1.25x) at #10 (lr 0.01): 0.82x', or 'in all 4 rows' / 'in both rows' when one group holds them all.
-    Rows whose ratio is not finite are left out; 'n/a' when none is left.
-    """
-    lo, hi = band
-    if not 0 < lo <= 1 <= hi:
-        raise ValueError(f"band={band!r} must be (lo, hi) with 0 < lo <= 1 <= hi")
-    rows = [r for r in rows if math.isfinite(r[key])]
-    groups = {"larger": [r for r in rows if r[key] > hi],
-              f"similar ({lo:g}-{hi:g}x)": [r for r in rows if lo <= r[key] <= hi],
-              "smaller": [r for r in rows if r[key] < lo]}
-    out = []
-    for name, g in groups.items():
-        if not g:
-            continue
-        names = [f"#{r['layer']} (lr {r['lr']:g})" for r in g]
-        where = ("in both rows" if len(rows) == 2 else f"in all {len(rows)} rows") if len(g) == len(rows) > 1 else \
-            "at " + (" and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0])
-        out.append(f"{name} {where}: {span([r[key] for r in g])}x")
-    return "; ".join(out) or "n/a"
-
-
-def scan_table(scan: dict[str, Any]) -> str:
-    """A Markdown table of a learning-rate scan (`bnutils.experiments.ics.lr_scan`): per lr and network, the final
-    smoothed training loss with the test accuracy in brackets ('diverged' for a diverged run), and whether each
-    network trains."""
-    lrs = scan["lrs"]
-    entry = lambda d, i: "diverged" if d["diverged"][i] else f"{d['final_loss'][i]:.2f} ({100 * d['test_acc'][i]:.0f} %)"
-    rows = [f"| {name}: final loss (test acc.) | " + " | ".join(entry(scan[norm], i) for i in range(len(lrs))) + " |"
-            for norm, name in (("none", "standard"), ("batchnorm", "BN"))]
-    yes = lambda t: "yes" if t else "no"
-    rows.append("| trains? (standard / BN) | " + " | ".join(
-        f"{yes(a)} / {yes(b)}" for a, b in zip(scan["none"]["trains"], scan["batchnorm"]["trains"])) + " |")
-    return ("| lr | " + " | ".join(f"{lr:g}" for lr in lrs) + " |\n|---|" + "---|" * len(lrs) + "\n"
-            + "\n".join(rows))
+# The chapters' generated prose, one module each (they use the names above): report.ics.scan_text(...)
+from . import causal, divergence, ics, landscape  # noqa: E402,F401
