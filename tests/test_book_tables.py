@@ -131,3 +131,21 @@ def test_scales_page_shows_every_seed_set_per_scale_and_names_the_scales_without
     assert "1,280" in ci_row and "3 of 3" in ci_row
     assert md.index("| `ci`") < md.index("| `cpu`")  # scales in order of compute
     assert "No records yet** at: `long`, `gpu` (" in md
+
+
+def test_a_sweeps_copy_is_recorded_under_its_own_profile_seed_and_time(tmp_path):
+    """A seed sweep's executed copy carries the committed run's metadata (profile cpu, its seconds): the record
+    must take the profile from the verdicts, the time from papermill and the chapter without the seed suffix."""
+    import scales
+
+    rec = {"chapter": "Test", "profile": "ci", "verdicts": [{"claim_id": "ch2.ics_equal_step", "reproduced": "no",
+                                                              "effect": 1.5, "spread": None, "adequate": True,
+                                                              "seeds": [1, 2]}]}
+    cells = [nbformat.v4.new_code_cell("seed = 1", metadata={"tags": ["injected-parameters"]}),
+             nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("display_data", data={V.MIME: rec})])]
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={"bnbook": {"profile": "cpu", "seconds": 200.0},
+                                                         "papermill": {"duration": 41.26}})
+    nbformat.write(nb, tmp_path / "02_x_seed1.ipynb")
+    r = scales.records_of(tmp_path / "02_x_seed1.ipynb")
+    assert (r["chapter"], r["profile"], r["seed"], r["seconds"]) == ("02_x", "ci", 1, 41.3)
+    assert r["claims"]["ch2.ics_equal_step"]["reproduced"] == "no"

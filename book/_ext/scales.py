@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -36,10 +37,13 @@ def records_of(nb: Path) -> dict:
                     if v.get("claim_id"):
                         claims[v["claim_id"]] = {k: v.get(k) for k in ("reproduced", "effect", "spread", "adequate",
                                                                         "seeds")}
-    meta = doc["metadata"].get("bnbook", {})
-    profile = meta.get("profile") or next((r["profile"] for c in doc["cells"] for o in c.get("outputs", [])
-                                           for r in [o.get("data", {}).get(MIME)] if r), None)
-    return {"chapter": nb.stem, "profile": profile, "seed": seed, "seconds": meta.get("seconds"), "claims": claims}
+    meta = doc["metadata"].get("bnbook", {})  # a sweep's copy carries the committed run's metadata: read it last
+    profile = next((r["profile"] for c in doc["cells"] for o in c.get("outputs", [])
+                    for r in [o.get("data", {}).get(MIME)] if r), None) or meta.get("profile")
+    seconds = doc["metadata"].get("papermill", {}).get("duration") or meta.get("seconds")
+    seconds = None if seconds is None else round(float(seconds), 1)
+    chapter = re.sub(r"_seed\d+$", "", nb.stem)
+    return {"chapter": chapter, "profile": profile, "seed": seed, "seconds": seconds, "claims": claims}
 
 
 def _fmt(x: float | None) -> str:
