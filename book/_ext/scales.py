@@ -80,7 +80,7 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
         if not rows:
             continue
         text, effect = registry.get(cid, (cid, "the claim's effect"))
-        out += [f"### {text}", "", f"`{cid}`; effect: {effect}.", "",
+        out += [f"## {text}", "", f"`{cid}`; effect: {effect}.", "",
                 "| scale | seeds | outcome per seed set | effect: median (range over seed sets) | adequate | "
                 "training images per run | wall time per run |", "|---|---|---|---|---|---|---|"]
         for prof in sorted({r["profile"] for r in rows}, key=lambda p: ORDER.index(p) if p in ORDER else 99):
