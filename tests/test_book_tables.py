@@ -101,7 +101,8 @@ def test_course_table_counts_reading_time_and_exercises_by_kind(tmp_path):
 def test_exercise_table_sums_each_exercises_solution_seconds_and_stops_at_the_next_heading(tmp_path):
     import course
 
-    cells = [nbformat.v4.new_markdown_cell("# 9. Test"), nbformat.v4.new_markdown_cell("### Exercise 1 (pen and paper)"),
+    cells = [nbformat.v4.new_markdown_cell("# 9. Test"),
+             nbformat.v4.new_markdown_cell("## Exercises\n\nTry these.\n\n### Exercise 1 (pen and paper)"),
              nbformat.v4.new_markdown_cell("### Exercise 2 (compute)"),
              nbformat.v4.new_code_cell("a", metadata={"tags": ["solution"], "bnbook": {"seconds": 12.0}}),
              nbformat.v4.new_code_cell("b", metadata={"tags": ["solution"], "bnbook": {"seconds": 3.5}}),

@@ -52,14 +52,17 @@ def exercises(nb: Path) -> list[dict]:
     current: dict | None = None  # the exercise whose section we are in (a later heading ends it)
     for c in json.loads(nb.read_text())["cells"]:
         src = "".join(c["source"])
-        if c["cell_type"] == "markdown" and re.match(r"^#+\s", src):
-            head = EXERCISE.match(src)
+        heads = re.findall(r"^#+\s[^\n]*", src, re.MULTILINE) if c["cell_type"] == "markdown" else []
+        if heads:  # a cell may hold several headings ("## Exercises" then "### Exercise 1"): the last one counts
             current = None
-            if head:
-                title = head.group(0).lstrip("# ").strip()
-                current = {"heading": title, "seconds": None,
-                           "kind": "pen and paper" if "pen and paper" in title.lower() else "compute"}
-                rows.append(current)
+            for h in heads:
+                if EXERCISE.match(h):
+                    title = h.lstrip("# ").strip()
+                    current = {"heading": title, "seconds": None,
+                               "kind": "pen and paper" if "pen and paper" in title.lower() else "compute"}
+                    rows.append(current)
+                else:
+                    current = None
             continue
         seconds = c.get("metadata", {}).get("bnbook", {}).get("seconds")
         if current is not None and seconds is not None:
@@ -73,7 +76,7 @@ def exercise_table(notebooks: Path) -> str:
         r = chapter_row(nb)
         for e in exercises(nb):
             t = "—" if e["kind"] == "pen and paper" else ("not measured" if e["seconds"] is None else
-                                                           f"{e['seconds']:.0f} s at `{r['profile']}`")
+                                                           (f"{e['seconds']:.0f} s" if e["seconds"] >= 1 else "under 1 s") + f" at `{r['profile']}`")
             rows.append(f"| {r['title'].split('.')[0]} | {e['heading']} | {e['kind']} | {t} |")
     return "\n".join(rows) + "\n"
 

@@ -70,7 +70,7 @@ def training_images(root: Path) -> dict[tuple[str, str], int]:
 
 def page(records: list[dict], registry: dict | None = None, images: dict | None = None) -> str:
     """The page body: one table per headline claim, one row per scale. `registry`: claim id -> (text, effect
-    description); `images`: (chapter, profile) -> training images per run."""
+    description); `images`: (chapter, profile) -> images trained on in one run of the chapter."""
     if not records:
         return "*No verdict records yet.*\n"
     registry, images = registry or {}, images or {}
@@ -82,7 +82,7 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
         text, effect = registry.get(cid, (cid, "the claim's effect"))
         out += [f"## {text}", "", f"`{cid}`; effect: {effect}.", "",
                 "| scale | seeds | outcome per seed set | effect: median (range over seed sets) | adequate | "
-                "training images per run | wall time per run |", "|---|---|---|---|---|---|---|"]
+                "images trained on (whole chapter) | wall time of the chapter |", "|---|---|---|---|---|---|---|"]
         for prof in sorted({r["profile"] for r in rows}, key=lambda p: ORDER.index(p) if p in ORDER else 99):
             rs = sorted((r for r in rows if r["profile"] == prof), key=lambda r: r["seed"] if r["seed"] is not None else -1)
             vs = [r["claims"][cid] for r in rs]
