@@ -28,10 +28,10 @@ browser-deps:  ## headless Chromium for the browser test (Debian package; needs 
 	  { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "no Chromium and no way to install it: the browser test will be skipped (it fails under CI=true)"
 
-test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the slow tests, the book build, the browser test
+test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the slow tests and the smoke run, the book build, the browser test
 	$(PY) -m pytest tests -q --ignore=tests/browser -m "not slow"
 	$(PY) tools/nb.py ci
-	$(PY) -m pytest tests -q --ignore=tests/browser -m "slow and not smoke"  # after the chapters: the determinism test reuses their run
+	$(PY) -m pytest tests -q --ignore=tests/browser -m slow  # after the chapters (the determinism test reuses their run); the smoke run too
 	$(JB)
 	$(PY) -m pytest tests/browser -q
 

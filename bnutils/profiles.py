@@ -1,4 +1,6 @@
-"""Named scales for every chapter: `ci` (tests, seconds), `cpu` (a laptop, minutes), `gpu` (Colab, the papers' settings).
+"""Named scales for every chapter: `ci` (tests, seconds), `cpu` (a laptop, minutes), `long` (the `cpu` networks and
+data trained 4x longer: the longer point of the book's "claims across scales" page, run once in the background),
+`gpu` (Colab, the papers' settings).
 
 A notebook's `profile` parameter is resolved here. `auto` means `gpu` when CUDA is available, else `cpu`;
 the environment variable BNBOOK_PROFILE, when set, overrides whatever the notebook asked for (CI sets `ci`).
@@ -21,13 +23,13 @@ import torch
 
 from . import validate
 
-PROFILE_NAMES = ("ci", "cpu", "gpu")
+PROFILE_NAMES = ("ci", "cpu", "long", "gpu")
 ENV_VAR = "BNBOOK_PROFILE"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """The scale a chapter runs at. Chapter-specific knobs come from `pick(ci=..., cpu=..., gpu=...)`."""
+    """The scale a chapter runs at; a chapter's own knobs are its experiments module's `SCALES[P.name]`."""
 
     name: str
     device: str  # "cpu" or "cuda"
@@ -37,17 +39,13 @@ class Profile:
     vgg_width: float  # width multiplier of the VGG-16 (1.0 = the paper's 64..512 channels)
     amp: bool  # mixed precision for training, never for metrics (bf16 on a CPU that has it, fp16 on a GPU)
 
-    def pick(self, **by_profile: Any) -> Any:
-        """The value given for this profile's name, e.g. `P.pick(ci=200, cpu=2000, gpu=15000)`."""
-        missing = [n for n in PROFILE_NAMES if n not in by_profile]
-        extra = [n for n in by_profile if n not in PROFILE_NAMES]
-        if missing or extra:
-            raise ValueError(f"pick() needs exactly the keys {list(PROFILE_NAMES)}; missing {missing}, unknown {extra}")
-        return by_profile[self.name]
+    def seeds(self, first: int, n: int) -> list[int]:
+        """The `n` seeds from `first` on that a chapter averages over (one in smoke mode: `seed_list`)."""
+        return seed_list(first, n)
 
 
 class SmokeName(str):
-    """The name `gpu` of a smoke run: equal to (and hashed as) "gpu", so `SCALES[P.name]` and `P.pick` pick the gpu
+    """The name `gpu` of a smoke run: equal to (and hashed as) "gpu", so `SCALES[P.name]` picks the gpu
     settings, but printed (str, format) as `gpu (smoke run)`, so a smoke run's outputs and verdicts say what they
     are."""
 
@@ -66,10 +64,10 @@ class SmokeCaps:
     """What smoke mode caps: training steps per run, examples per training and evaluation batch (the first `batch`
     of each), evaluation batches, CIFAR-10 training and test images. The training-set cap leaves room for the
     sweeps' noise pools (2048 images at gpu). Without the batch cap a smoke run of the book takes about half an
-    hour on 2 CPU cores (full-width networks at batch 128)."""
+    hour on 2 CPU cores (full-width networks at batch 128); 8 examples still give BN a batch to normalize over."""
 
     steps: int = 2
-    batch: int = 32
+    batch: int = 8
     eval_batches: int = 2
     n_train: int = 2048
     n_test: int = 256  # chapter 1 evaluates in train mode with batches of up to 256 test images
@@ -94,6 +92,12 @@ def smoke_cap(n: int, cap: int = 2) -> int:
     return min(n, cap) if smoke() else n
 
 
+def seed_list(seed: int, n: int) -> list[int]:
+    """The `n` seeds `seed, seed + 1, ...` a chapter averages over; in smoke mode only the first (a count it caps:
+    one seed runs every code path the others would)."""
+    return [seed + i for i in range(smoke_cap(n, 1))]
+
+
 def check_device(where: str, *tensors: Any) -> None:
     """Under smoke mode or BNBOOK_CHECK_DEVICE (set by `bnutils.setup` in smoke mode to the profile's device type):
     an AssertionError naming `where` when a tensor (or a module's parameter) is on another device type. A stand-in
@@ -114,6 +118,7 @@ _THREADS = int(os.environ.get(THREADS_ENV, "0") or 0) or max(1, min(2, os.cpu_co
 PROFILES: dict[str, Profile] = {
     "ci": Profile("ci", "cpu", _THREADS, 2560, 1000, 0.125, True),
     "cpu": Profile("cpu", "cpu", _THREADS, 10000, 2000, 0.125, True),
+    "long": Profile("long", "cpu", _THREADS, 10000, 2000, 0.125, True),  # cpu's data and networks; SCALES: 4x steps
     "gpu": Profile("gpu", "cuda", _THREADS, None, None, 1.0, True),
 }
 

@@ -60,7 +60,7 @@ def test_every_chapter_has_a_workload_with_positive_totals(chapter):
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_scales_have_exactly_the_profiles_with_the_same_keys_and_a_workload_at_each(chapter):
     module = E.WORKLOADS[chapter]
-    assert list(module.SCALES) == list(PROFILE_NAMES)
+    assert set(module.SCALES) == set(PROFILE_NAMES)
     keys = [sorted(s) for s in module.SCALES.values()]
     assert keys[0] and all(k == keys[0] for k in keys)
     for name in PROFILE_NAMES:  # every profile's scale describes a runnable workload, not only gpu's

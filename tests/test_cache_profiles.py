@@ -64,14 +64,13 @@ def test_profiles(monkeypatch):
     assert resolve_profile("auto").name in ("cpu", "gpu")
     monkeypatch.setenv(profiles.ENV_VAR, "ci")
     assert resolve_profile("cpu").name == "ci"  # the environment wins: CI forces its scale
-    p = resolve_profile("cpu")
-    assert p.pick(ci=1, cpu=2, gpu=3) == 1
-    with pytest.raises(ValueError, match=r"missing \['gpu'\]"):
-        p.pick(ci=1, cpu=2)
+    monkeypatch.setenv(profiles.ENV_VAR, "long")
+    p = resolve_profile("auto")
+    assert p.name == "long" and (p.n_train, p.vgg_width, p.device) == (10000, 0.125, "cpu")  # cpu's data and nets
 
 
 @pytest.mark.parametrize("value,env,match", [
-    ("laptop", None, r"profile='laptop' is not allowed; choose one of \['auto', 'ci', 'cpu', 'gpu'\]"),
+    ("laptop", None, r"profile='laptop' is not allowed; choose one of \['auto', 'ci', 'cpu', 'long', 'gpu'\]"),
     ("CPU", None, r"profile='CPU'"),
     ("cpu", "fast", r"BNBOOK_PROFILE='fast'"),
 ])

@@ -29,7 +29,7 @@ def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.Comp
 
 
 @pytest.mark.parametrize("params,message", [
-    ({"profile": "laptop"}, "profile='laptop' is not allowed; choose one of ['auto', 'ci', 'cpu', 'gpu']"),
+    ({"profile": "laptop"}, "profile='laptop' is not allowed; choose one of ['auto', 'ci', 'cpu', 'long', 'gpu']"),
     ({"profile": "ci", "convnet_steps": 0}, "convnet_steps=0 must be an integer >= 1"),
 ])
 def test_bad_notebook_parameter_fails_fast_with_its_name(tmp_path, params, message):

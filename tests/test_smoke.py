@@ -31,7 +31,7 @@ def test_smoke_mode_is_the_gpu_settings_named_as_a_smoke_run(smoke_mode, monkeyp
     from bnutils.experiments import divergence
 
     p = profiles.resolve_profile("ci")  # whatever the notebook asks for
-    assert p.name == "gpu" and divergence.SCALES[p.name] is divergence.SCALES["gpu"] and p.pick(ci=1, cpu=2, gpu=3) == 3
+    assert p.name == "gpu" and divergence.SCALES[p.name] is divergence.SCALES["gpu"]
     assert str(p.name) == f"{p.name}" == "gpu (smoke run)" and f"profile `{p.name}`" == "profile `gpu (smoke run)`"
     assert p.vgg_width == profiles.PROFILES["gpu"].vgg_width and p.amp
     assert p.device == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -58,8 +58,8 @@ def test_smoke_caps_training_steps_and_evaluation_batches(smoke_mode, tiny_image
     assert len(run.loss) == smoke_mode.steps and run.config["steps"] == smoke_mode.steps and len(run.evals) == 1
     assert [n for training, n in sizes if training] == [smoke_mode.batch] * smoke_mode.steps
     sizes.clear()
-    T.evaluate(model, data.test, batch_size=10)
-    assert sizes == [(False, 10)] * smoke_mode.eval_batches
+    T.evaluate(model, data.test, batch_size=smoke_mode.batch - 2)
+    assert sizes == [(False, smoke_mode.batch - 2)] * smoke_mode.eval_batches
     sizes.clear()
     T.evaluate(model, data.test)  # batches of 1000 by default: cut to the cap
     assert sizes == [(False, smoke_mode.batch)] * smoke_mode.eval_batches
@@ -186,3 +186,18 @@ def test_chapter1_loops_are_capped_in_smoke_mode_only(monkeypatch, tiny_images):
         calls.clear()
         basics.train_mode_accuracy(model, data.test, 8, n_images=64)
         assert len(calls) == n_acc
+
+
+def test_seed_lists_shrink_to_one_seed_in_smoke_mode_only(monkeypatch):
+    """Chapters average over `P.seeds(seed, n)`; smoke mode runs the first only (every code path, half the cost)."""
+    from bnutils.experiments import landscape, noisy
+
+    monkeypatch.delenv(profiles.SMOKE_ENV, raising=False)
+    p = profiles.resolve_profile("cpu")
+    assert p.seeds(3, 2) == profiles.seed_list(3, 2) == [3, 4]
+    assert noisy.settings(p, noisy.SCALES["cpu"], seed=3, n_seeds=2)["seeds"] == [3, 4]
+    monkeypatch.setenv(profiles.SMOKE_ENV, "1")
+    assert p.seeds(3, 2) == [3] and p.seeds(3, 1) == [3]
+    assert noisy.settings(p, noisy.SCALES["cpu"], seed=3, n_seeds=2)["seeds"] == [3]
+    assert len(landscape.settings(p, landscape.SCALES["cpu"], vgg_lr=0.1, dln_lr=1e-6, vgg_probe_range=(0.5, 4),
+                                  vgg_n_probes=3, dln_probe_range=(0.5, 4), dln_n_probes=3, n_seeds=2)["seeds"]) == 1

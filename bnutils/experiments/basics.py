@@ -153,6 +153,8 @@ SCALES = {
     "cpu": dict(convnet_steps=1500, fig1_steps=5000, spread_batches=100, fig1_n_train=None),
     "gpu": dict(convnet_steps=5000, fig1_steps=50000, spread_batches=200, fig1_n_train=None),
 }
+# long: the cpu settings trained 4x longer (the scales page's longer point; fixed before any long run)
+SCALES["long"] = {**SCALES["cpu"], "convnet_steps": 6000, "fig1_steps": 20000}
 
 
 def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] = (0.1, 0.5),

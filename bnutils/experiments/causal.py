@@ -33,9 +33,6 @@ def check_variant(variant: str, depth: int, width: float, device: str = "cpu") -
     resnets.check_network(variant, depth, width, device, allowed=VARIANTS)
 
 
-build = resnets.build  # the CIFAR ResNet of a variant
-
-
 def structure(variant: str, *, depth: int = 20, width: float = 0.25, seed: int = 0) -> dict[str, Any]:
     """The structural facts of a freshly initialised network that hold at every depth, width and seed: its branch
     scalars, whether the last layer of every branch and the classifier are zero, the Fixup factor and the conv
@@ -113,10 +110,6 @@ def lr_sweep(lrs: Sequence[float], *, variants: Sequence[str] = VARIANTS, seeds:
     return out  # type: ignore[return-value]
 
 
-sweep_table = divergence.sweep_table  # acc[variant][lr] and diverged[variant][lr], one entry per seed
-diverging_from = divergence.diverging_from  # the lr from which some / every seed of a variant diverges
-
-
 def summarize(table: dict[str, Any], chance: float = 0.15) -> dict[str, dict[str, Any]]:
     """Per variant: the lrs where no seed diverged, the best of them (highest mean accuracy) and its mean
     accuracy, and the largest lr at which every seed trains (no divergence, accuracy above `chance`)."""
@@ -168,13 +161,10 @@ def relative_loss(variant: str, step_sizes: Sequence[float], **kwargs: Any) -> d
     return variant_relative_loss(variant, step_sizes, **kwargs)
 
 
-divergence_step_size = divergence.divergence_step_size  # per batch, the smallest step size past the threshold
-
-
 def median_divergence_step(result: dict[str, Any]) -> float | None:
     """The median over mini-batches of the smallest step size at which one step multiplies the loss by more than
     1e3; None when fewer than half of the mini-batches pass the threshold within the step sizes."""
-    hits = [a for a in divergence_step_size(result) if a is not None]
+    hits = [a for a in divergence.divergence_step_size(result) if a is not None]
     return float(np.median(hits)) if 2 * len(hits) >= len(result["ratio"]) and hits else None
 
 
@@ -215,6 +205,7 @@ def growth_per_block(result: dict[str, Any]) -> float:
 EXTRA = {"ci": dict(n_growth_seeds=2, lrs=divergence.SCALES["ci"]["lrs"]),
          "cpu": dict(n_growth_seeds=2, lrs=[3e-3, 3e-2, 0.3, 1.0, 3.0]),
          "gpu": dict(n_growth_seeds=2, lrs=divergence.SCALES["gpu"]["lrs"])}
+EXTRA["long"] = EXTRA["cpu"]  # chapter 5's long sweep: its steps, this chapter's learning rates
 SHARED = ("steps", "sweep_depth", "width", "n_seeds", "n_evals", "probe_depth", "deep_depth", "n_step_sizes")
 SCALES = {name: {**{k: divergence.SCALES[name][k] for k in SHARED}, **EXTRA[name]} for name in EXTRA}
 

@@ -263,6 +263,8 @@ SCALES = {
                 width=1.0, probe_depth=110, deep_depth=110, n_step_sizes=11, n_fractions=11, noise_pool=2048,
                 noise_repeats=16, exercise_depths=[8, 20, 56, 110]),
 }
+# long: the cpu settings trained 4x longer (the scales page's longer point; fixed before any long run)
+SCALES["long"] = {**SCALES["cpu"], "steps": 1200}
 
 
 def workload(scale: dict[str, Any], profile: Any, *, batches: Sequence[int] = (16, 32, 64, 128, 256)

@@ -6,8 +6,8 @@
 - `lr_scan`: short VGG runs over a grid of learning rates, to find the pair the Fig 1 analogue needs.
 - `settings`, `slider_frames`: the chapter's settings; `quantile_drift`, `layer_drifts`, `fig1_outcomes`,
   `ics_rows`, `dln_cosines`: the numbers the verdicts come from. The summaries of an ICS result (`summarize`,
-  `at_equal_loss`, `readings`, ...) live in `bnutils.metrics.ics_summaries` and `ics_cost` in
-  `bnutils.metrics.ics_cost`; they are re-exported here.
+  `at_equal_loss`, `readings`, ...) are the metric's own, in `bnutils.metrics.ics_summaries`; what ICS costs
+  per layer is `bnutils.metrics.ics_cost`.
 Prose and tables: `bnutils.report.ics`; figures: `bnutils.figures.ics`.
 """
 from __future__ import annotations
@@ -23,12 +23,9 @@ from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
 from ..metrics.activations import negative_share
 from ..metrics.ics import METHODS as ICS_METHODS
-from ..metrics.ics import ics_array  # noqa: F401 (re-exported: the chapter reads results through `exp`)
-from ..metrics.ics_cost import ics_cost  # noqa: F401
-from ..metrics.ics_summaries import (at_equal_loss, cos_stats, equal_loss_summary, readings,  # noqa: F401
-                                     smoothed_loss_at, summarize)
+from ..metrics.ics_summaries import cos_stats, equal_loss_summary, summarize
 from ..models import VGG, DeepLinear
-from ..profiles import smoke_cap
+from ..profiles import seed_list, smoke_cap
 from ..train import seed_everything, smooth, train
 
 NORMS = ("none", "batchnorm")
@@ -272,6 +269,9 @@ SCALES = {
     "gpu": dict(vgg_steps=3000, dln_steps=4000, n_seeds=2, vgg_ics_every=100, dln_ics_count=50, scan_steps=200,
                 scan_lrs=[0.02, 0.05, 0.1, 0.2, 0.5], cost_layers=None, cost_vgg_steps=5, cost_dln_steps=10),
 }
+# long: the cpu settings trained 4x longer (the scales page's longer point; fixed before any long run)
+# (ICS every 4x as many steps: as many ICS measurements per run as at cpu)
+SCALES["long"] = {**SCALES["cpu"], "vgg_steps": 1200, "dln_steps": 3200, "vgg_ics_every": 100}
 
 
 def workload(scale: dict[str, Any], profile: Any, *, fig1_lrs: Sequence[float] = (0.1, 0.5),
@@ -345,7 +345,7 @@ def settings(profile: Any, *, seed: int = 0, vgg_steps: int | None = None, dln_s
                   ics_layers=vgg_layers, ics_every=every, act_layers=(3, 11), act_every=max(1, vgg_steps // 30),
                   eval_every=max(1, vgg_steps // 5), method="auto", device=profile.device, amp=profile.amp)
     return dict(vgg_steps=vgg_steps, dln_steps=dln_steps, fig1_lrs=fig1_lrs, vgg_lrs=vgg_ics_lrs, dln_lrs=dln_lrs,
-                seeds=[seed + k for k in range(n_seeds or cfg["n_seeds"])], vgg_every=every,
+                seeds=seed_list(seed, n_seeds or cfg["n_seeds"]), vgg_every=every,
                 dln_every=ics_every or max(1, dln_steps // cfg["dln_ics_count"]), vgg_layers=vgg_layers,
                 dln_layers=dln_layers, scan_steps=cfg["scan_steps"], scan_lrs=list(cfg["scan_lrs"]), vgg_kw=vgg_kw,
                 readings_kw={**vgg_kw, "steps": short, "ics_layers": [5, 10], "act_layers": None, "eval_every": short,

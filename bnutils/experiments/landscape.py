@@ -19,6 +19,7 @@ from ..metrics import ActivationRecorder
 from ..metrics.landscape import METHODS, LandscapeProbe, band_summary
 from ..models import VGG, DeepLinear
 from ..norms import NORM_KINDS
+from ..profiles import seed_list
 from ..train import seed_everything, train
 
 MODELS = ("vgg", "dln")
@@ -110,7 +111,7 @@ def settings(profile: Any, scale: dict[str, Any], *, vgg_lr: float, dln_lr: floa
                n_test=profile.n_test, width=profile.vgg_width, batch_size=scale["vgg_batch_size"], device=profile.device)
     dln = dict(lr=validate.positive("dln_lr", dln_lr), steps=dln_steps, eta_range=tuple(dln_probe_range),
                n_probes=dln_n_probes, probe_every=max(1, dln_steps // scale["dln_probe_count"]), device=profile.device)
-    return {"seeds": [seed + i for i in range(n_seeds)], "vgg": vgg, "dln": dln}
+    return {"seeds": seed_list(seed, n_seeds), "vgg": vgg, "dln": dln}
 
 
 def smoothness_ratios(runs: dict[str, list[dict]], max_rel: float | None = None, a: str = "none",
@@ -238,6 +239,9 @@ SCALES = {
     "gpu": dict(n_seeds=2, vgg_steps=1500, vgg_batch_size=128, vgg_probe_count=20, dln_steps=2500, dln_probe_count=20,
                 theorem_cases=200, slider_lrs=[3e-7, 1e-6, 3e-6], slider_steps=1000, exercise_steps=1000),
 }
+# long: the cpu settings trained 4x longer (the scales page's longer point; fixed before any long run)
+# (probed twice as often per run: 8 probed VGG steps, the minimum for a spread)
+SCALES["long"] = {**SCALES["cpu"], "vgg_steps": 640, "dln_steps": 1200, "vgg_probe_count": 8, "dln_probe_count": 12}
 
 
 def workload(scale: dict[str, Any], profile: Any, *, vgg_n_probes: int = 6, dln_n_probes: int = 8,

@@ -21,7 +21,7 @@ from ..metrics import ActivationRecorder, channel_moment_changes
 from ..models import VGG
 from ..modes import temporary_mode
 from ..norms import recalibrate
-from ..profiles import SMOKE, smoke_cap
+from ..profiles import SMOKE, seed_list, smoke_cap
 from ..train import evaluate, train
 
 KINDS = ("none", "batchnorm", "noisy", "noise")
@@ -159,7 +159,7 @@ def settings(profile: Any, scale: dict[str, Any], *, seed: int = 0, steps: int |
                device=profile.device, amp=profile.amp)
     n = validate.integer("n_seeds", n_seeds if n_seeds is not None else scale["n_seeds"])
     scales = noise_scales if noise_scales is not None else scale["noise_scales"]
-    return {"seeds": [seed + i for i in range(n)], "scales": sorted(set(map(float, scales)) | {0.0, 1.0}), "run": run}
+    return {"seeds": seed_list(seed, n), "scales": sorted(set(map(float, scales)) | {0.0, 1.0}), "run": run}
 
 
 def final_train(run: dict[str, Any], frac: float = 0.1) -> tuple[float, float]:
@@ -238,6 +238,8 @@ SCALES = {
     "cpu": dict(steps=150, n_seeds=2, noise_scales=[0.0, 1.0, 2.0]),
     "gpu": dict(steps=3000, n_seeds=2, noise_scales=[0.0, 0.5, 1.0, 2.0]),
 }
+# long: the cpu settings trained 4x longer (the scales page's longer point; fixed before any long run)
+SCALES["long"] = {**SCALES["cpu"], "steps": 600}
 
 
 def workload(scale: dict[str, Any], profile: Any) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ def sgd_noise(norm: str, batch_sizes: Sequence[int], *, pool: int = 2048, repeat
         if b > pool:
             raise ValueError(f"batch_sizes holds {b}, larger than pool={pool}")
     validate.integer("repeats", repeats, minimum=2)
+    batch_sizes = list(batch_sizes)[:smoke_cap(len(batch_sizes))]  # smoke: the first 2, a pool of the larger
     pool, repeats = smoke_cap(pool, max(batch_sizes)), smoke_cap(repeats)  # counts only; identity unless smoke
     data = resnets.cifar_subset(n_train, device=device)
     if pool > len(data.train):
