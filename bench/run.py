@@ -69,7 +69,9 @@ def bench_data(repeats: int) -> dict[str, float]:
     import torchvision.transforms as TF
     from PIL import Image
 
-    arrays = D.cifar10_arrays()
+    from bnutils.cifar10 import cifar10_arrays
+
+    arrays = cifar10_arrays()
     x_u8, y = arrays["x_train"], arrays["y_train"]
     split = D.Split(D.to_tensor(x_u8), torch.from_numpy(y))
     tf = TF.Compose([TF.ToTensor(), TF.Normalize(D.MEAN, D.STD)])

@@ -220,7 +220,7 @@ RUNS: list[Callable[..., Any]] = []  # every function decorated with cached_run 
 def run_key(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Everything a cached run of `fn(*args, **kwargs)` depends on: its bound arguments with defaults applied
     (each fingerprinted), the CIFAR-10 source it would read, and the code it runs."""
-    from .data import source_identity
+    from .cifar10 import source_identity
     from .profiles import smoke
 
     bound = inspect.signature(fn).bind(*args, **kwargs)

@@ -1,6 +1,6 @@
 """Data: CIFAR-10 as tensors kept on the device, deterministic subsets and batches, the standard augmentation, and
-synthetic data for the DLN. Finding, decoding and caching CIFAR-10 on disk is `bnutils.cifar10`'s (its public names
-are re-exported here). In smoke mode (bnutils.profiles) CIFAR-10 loads as small subsets.
+synthetic data for the DLN. Finding, decoding and caching CIFAR-10 on disk is `bnutils.cifar10`'s. In smoke mode
+(bnutils.profiles) CIFAR-10 loads as small subsets.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from . import validate
-from .cifar10 import (ARCHIVE, CIFAR10_SIZES, CLASSES, DATA_ENV, DECODER_VERSION, HOW_TO_GET,  # noqa: F401
-                      IMAGE_SUFFIXES, MEAN, STD, cifar10_arrays, data_root, load_arrays, source_identity)
+from .cifar10 import CLASSES, DECODER_VERSION, MEAN, STD, data_root, load_arrays
 from .profiles import smoke
 
 

@@ -18,6 +18,7 @@ from test_divergence import SWEEP_BAD_ARGUMENTS, rejects
 from bnutils import cache, plots
 from bnutils import claims as C
 from bnutils.experiments import causal as exp
+from bnutils.experiments import divergence
 from bnutils.figures import causal as figs
 from bnutils.models import (BasicBlock, FixupResNet, ResNet, ScalarBias, SkipInitResNet, weight_layers,
                             fixup_rescale)
@@ -195,7 +196,7 @@ def test_other_functions_reject_bad_arguments():
     with pytest.raises(ValueError, match="chance"):
         exp.summarize({"acc": {}, "diverged": {}}, chance=2.0)
     with pytest.raises(ValueError, match="runs"):
-        exp.sweep_table([], ["fixup"], [0.1], [0])
+        divergence.sweep_table([], ["fixup"], [0.1], [0])
 
 
 def _fake_runs():
@@ -211,21 +212,21 @@ def _fake_runs():
 
 
 def test_sweep_table_and_summary():
-    t = exp.sweep_table(_fake_runs(), exp.VARIANTS, [1e-3, 1.0], [0, 1])
+    t = divergence.sweep_table(_fake_runs(), exp.VARIANTS, [1e-3, 1.0], [0, 1])
     assert t["diverged"]["none"][1.0] == [True, True] and math.isnan(t["acc"]["none"][1.0][0])
     assert t["acc"]["fixup"][1.0] == pytest.approx([0.3, 0.31])
     s = exp.summarize(t)
     assert s["none"]["best_lr"] == 1e-3 and s["none"]["first_diverging_lr"] == 1.0
     assert s["fixup"]["best_lr"] == 1.0 and s["fixup"]["max_trainable_lr"] == 1.0
     with pytest.raises(ValueError, match="seed"):
-        exp.sweep_table(_fake_runs(), exp.VARIANTS, [1e-3], [0, 5])
+        divergence.sweep_table(_fake_runs(), exp.VARIANTS, [1e-3], [0, 5])
 
 
 def test_growth_and_divergence_step_helpers():
     r = {"mean_var": [2.0, 4.0, 8.0]}
     assert exp.growth(r) == 4.0 and exp.growth_per_block(r) == pytest.approx(2.0)
     rl = {"step_sizes": [0.01, 0.1, 1.0], "ratio": [[1, 2e3, 1e9], [1, 1, 5e3], [1, 1, 1]]}
-    assert exp.divergence_step_size(rl) == [0.1, 1.0, None]
+    assert divergence.divergence_step_size(rl) == [0.1, 1.0, None]
     assert exp.median_divergence_step(rl) == pytest.approx(0.55)  # 2 of 3 mini-batches: the median of 0.1 and 1
     assert exp.median_divergence_step({"step_sizes": [1.0], "ratio": [[1], [1], [5e3]]}) is None
 
@@ -243,9 +244,8 @@ def test_forced_divergence_is_recorded_and_cached(cifar_cache, cifar_env):
         bad = by[(v, 1e4)]
         assert bad["diverged"] and bad["diverged_at"] is not None and math.isnan(bad["final_test_acc"])
         assert not by[(v, 1e-3)]["diverged"] and 0 <= by[(v, 1e-3)]["final_test_acc"] <= 1
-    t = exp.sweep_table(runs, kw["variants"], [1e-3, 1e4], [0])
+    t = divergence.sweep_table(runs, kw["variants"], [1e-3, 1e4], [0])
     assert exp.summarize(t)["fixup"]["first_diverging_lr"] == 1e4
-    from bnutils.experiments import divergence
     assert divergence.sweep_run.lookup(norm="none", lr=1e4, seed=0, depth=8, width=0.125, steps=6, batch_size=128,
                                        n_train=512, n_test=200, eval_every=6) is not None
     again = exp.lr_sweep([1e-3, 1e4], **kw)
@@ -271,7 +271,6 @@ def test_relative_loss_of_a_new_variant(cifar_cache, cifar_env):
 # ---------------------------------------------------------------- the chapter's settings
 
 def test_scales_are_chapter_5s_sweep_settings():
-    from bnutils.experiments import divergence
     from bnutils.profiles import PROFILES
     for name in ("ci", "cpu", "gpu"):
         for k in ("steps", "n_seeds", "n_evals", "sweep_depth", "width", "probe_depth", "deep_depth"):
@@ -296,7 +295,7 @@ def test_figures_follow_the_convention_and_draw():
               and getattr(v, "__module__", None) == figs.__name__]
     assert public and all(n.startswith(("plot_", "draw_")) for n in public), public
     runs = _fake_runs()
-    table = exp.sweep_table(runs, exp.VARIANTS, [1e-3, 1.0], [0, 1])
+    table = divergence.sweep_table(runs, exp.VARIANTS, [1e-3, 1.0], [0, 1])
     fig, ax = plt.subplots()
     figs.draw_accuracy_vs_lr(ax, table, current=1.0)
     assert ax.get_xscale() == "log" and any(l.get_marker() == "x" for l in ax.lines)  # diverged drawn
@@ -383,7 +382,7 @@ def test_close_within_the_seed_noise_is_partly():
 
 def test_large_lr_training_counts_the_runs_that_trained_where_no_bn_diverged():
     runs = _fake_runs()
-    table = exp.sweep_table(runs, exp.VARIANTS, [1e-3, 1.0], [0, 1])
+    table = divergence.sweep_table(runs, exp.VARIANTS, [1e-3, 1.0], [0, 1])
     out = exp.large_lr_training(table, chance=0.15)
     every = [lr for lr in (1e-3, 1.0) if all(table["diverged"]["none"][lr])]
     assert out["large"] == every and out["n_cases"] == 2 * len(every)

@@ -28,10 +28,10 @@ def _run(*args, **kw):
 def test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs(tmp_path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("nbtool", ROOT / "tools" / "nb.py")
-    nbtool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(nbtool)
-    url, _ = nbtool.repository()
+    spec = importlib.util.spec_from_file_location("colab", ROOT / "tools" / "colab.py")
+    colab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab)
+    url, _ = colab.repository()
     from bnutils import __version__
 
     # the "GitHub" repository: a clone of this checkout, tagged with the release the set-up cell pins

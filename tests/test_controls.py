@@ -70,8 +70,8 @@ def test_noise_strength(cifar, values):
     drawn(controls.noise_strength(cifar, NOISY_RUN, **values))
 
 
-@pytest.mark.parametrize("values", [{}, ends(controls.LANDSCAPE_PROBE, 0), ends(controls.LANDSCAPE_PROBE, -1)],
-                         ids=["defaults", "low", "high"])
+@pytest.mark.parametrize("values", **short_and_slow(controls.LANDSCAPE_PROBE, {**ends(controls.LANDSCAPE_PROBE, -1),
+                                                                         "steps": 100}, "highest-short"))
 def test_landscape_probe(values):
     fig = drawn(controls.landscape_probe(**values, cache=False))
     assert "BN" in fig.texts[0].get_text()  # the suptitle states the finding

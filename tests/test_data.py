@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from bnutils import cifar10
 from bnutils import data as D
 from conftest import cifar_root
 
@@ -32,20 +33,20 @@ def _write_mini_archive(path, per_class=3):
 
 
 def test_archive_labels_follow_class_folders(tmp_path, tmp_cache):
-    _write_mini_archive(tmp_path / D.ARCHIVE)
-    a = D.cifar10_arrays(tmp_path, download=False)
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
+    a = cifar10.cifar10_arrays(tmp_path, download=False)
     assert a["x_train"].shape == (30, 32, 32, 3) and a["x_test"].shape == (30, 32, 32, 3)
     assert np.array_equal(a["x_train"][:, 0, 0, 0], 20 * a["y_train"])  # each image carries its class
     assert len(list(tmp_cache.glob("cifar10-archive-*.npz"))) == 1
 
 
 def test_corrupted_array_cache_is_rebuilt(tmp_path, tmp_cache):
-    _write_mini_archive(tmp_path / D.ARCHIVE)
-    D.cifar10_arrays(tmp_path, download=False)
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
+    cifar10.cifar10_arrays(tmp_path, download=False)
     (cached,) = tmp_cache.glob("cifar10-archive-*.npz")
     cached.write_bytes(b"not a zip file")
     with pytest.warns(UserWarning, match="corrupted"):
-        a = D.cifar10_arrays(tmp_path, download=False)
+        a = cifar10.cifar10_arrays(tmp_path, download=False)
     assert a["x_train"].shape[0] == 30
 
 
@@ -62,16 +63,16 @@ def test_cached_arrays_follow_the_source_not_its_kind(tmp_path, tmp_cache, monke
     calls = _count_decodes(monkeypatch)
     (tmp_path / "tiny").mkdir()
     (tmp_path / "big").mkdir()
-    _write_mini_archive(tmp_path / "tiny" / D.ARCHIVE, per_class=1)
-    _write_mini_archive(tmp_path / "big" / D.ARCHIVE, per_class=2)
-    assert len(D.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 10
-    assert len(D.cifar10_arrays(tmp_path / "big", download=False)["x_train"]) == 20  # not the tiny one's cache
-    assert len(D.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 10 and len(calls) == 2
-    _write_mini_archive(tmp_path / "tiny" / D.ARCHIVE, per_class=3)  # same path, new content
-    assert len(D.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 30 and len(calls) == 3
-    st = (tmp_path / "tiny" / D.ARCHIVE).stat()
-    os.utime(tmp_path / "tiny" / D.ARCHIVE, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same size, touched
-    D.cifar10_arrays(tmp_path / "tiny", download=False)
+    _write_mini_archive(tmp_path / "tiny" / cifar10.ARCHIVE, per_class=1)
+    _write_mini_archive(tmp_path / "big" / cifar10.ARCHIVE, per_class=2)
+    assert len(cifar10.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 10
+    assert len(cifar10.cifar10_arrays(tmp_path / "big", download=False)["x_train"]) == 20  # not the tiny one's cache
+    assert len(cifar10.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 10 and len(calls) == 2
+    _write_mini_archive(tmp_path / "tiny" / cifar10.ARCHIVE, per_class=3)  # same path, new content
+    assert len(cifar10.cifar10_arrays(tmp_path / "tiny", download=False)["x_train"]) == 30 and len(calls) == 3
+    st = (tmp_path / "tiny" / cifar10.ARCHIVE).stat()
+    os.utime(tmp_path / "tiny" / cifar10.ARCHIVE, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same size, touched
+    cifar10.cifar10_arrays(tmp_path / "tiny", download=False)
     assert len(calls) == 4 and len(list(tmp_cache.glob("cifar10-archive-*.npz"))) == 4
 
 
@@ -80,16 +81,16 @@ def test_a_folder_source_is_rebuilt_when_an_image_changes(tmp_path, tmp_cache):
         for c, name in enumerate(D.CLASSES):
             (tmp_path / split / name).mkdir(parents=True)
             Image.fromarray(np.full((32, 32, 3), 20 * c, np.uint8)).save(tmp_path / split / name / "0.png")
-    assert D.cifar10_arrays(tmp_path, download=False)["x_train"][0, 0, 0, 0] == 0
+    assert cifar10.cifar10_arrays(tmp_path, download=False)["x_train"][0, 0, 0, 0] == 0
     Image.fromarray(np.full((32, 32, 3), 7, np.uint8)).save(tmp_path / "train" / "airplane" / "1.png")
-    a = D.cifar10_arrays(tmp_path, download=False)
+    a = cifar10.cifar10_arrays(tmp_path, download=False)
     assert len(a["x_train"]) == 11 and sorted(a["x_train"][:2, 0, 0, 0].tolist()) == [0, 7]
 
 
 def test_a_source_smaller_than_cifar10_is_warned_about_once(tmp_path, tmp_cache):
-    _write_mini_archive(tmp_path / D.ARCHIVE)
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
     with pytest.warns(UserWarning, match=r"holds 30 training and 30 test images, CIFAR-10 has 50,000 and 10,000"):
-        D.cifar10_arrays(tmp_path, download=False)
+        cifar10.cifar10_arrays(tmp_path, download=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         D.load_cifar10(10, 10, root=tmp_path)
@@ -99,10 +100,10 @@ def test_a_source_smaller_than_cifar10_is_warned_about_once(tmp_path, tmp_cache)
 def test_unwritable_cache_still_returns_the_arrays(tmp_path, monkeypatch):
     (tmp_path / "afile").write_text("a file, so no folder can be made under it")
     monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path / "afile" / "cache"))
-    _write_mini_archive(tmp_path / D.ARCHIVE)
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        a = D.cifar10_arrays(tmp_path, download=False)
+        a = cifar10.cifar10_arrays(tmp_path, download=False)
     assert a["x_train"].shape == (30, 32, 32, 3)
     (message,) = [str(w.message) for w in caught if "cannot write" in str(w.message)]  # one warning, not two
     assert str(tmp_path / "afile" / "cache") in message and "BNBOOK_CACHE" in message
@@ -115,14 +116,14 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def test_bad_archives_raise_errors_naming_the_file(tmp_path, tmp_cache):
-    archive = tmp_path / D.ARCHIVE
+    archive = tmp_path / cifar10.ARCHIVE
     archive.write_bytes(b"this is not a tar.gz archive" * 100)
     with pytest.raises(ValueError, match=rf"{re.escape(str(archive))}.*corrupt.*download"):
-        D.cifar10_arrays(tmp_path, download=False)
+        cifar10.cifar10_arrays(tmp_path, download=False)
     _write_mini_archive(archive, per_class=20)
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # truncated
     with pytest.raises(ValueError, match=rf"{re.escape(str(archive))}.*truncated"):
-        D.cifar10_arrays(tmp_path, download=False)
+        cifar10.cifar10_arrays(tmp_path, download=False)
     _write_mini_archive(archive)
     with tarfile.open(archive, "w:gz") as tar:
         for split in ("train", "test"):
@@ -131,7 +132,7 @@ def test_bad_archives_raise_errors_naming_the_file(tmp_path, tmp_cache):
             _add(tar, f"cifar10/{split}/cat/0.jpg", buf.getvalue())
         _add(tar, "cifar10/train/dog/broken.jpg", b"not a jpeg")
     with pytest.raises(ValueError, match=rf"cifar10/train/dog/broken\.jpg in {re.escape(str(archive))}.*delete"):
-        D.cifar10_arrays(tmp_path, download=False)
+        cifar10.cifar10_arrays(tmp_path, download=False)
     assert not list(tmp_cache.glob("cifar10-*.npz"))  # nothing half-decoded was cached
 
 
@@ -140,25 +141,25 @@ def test_bad_image_in_a_folder_raises_an_error_naming_it(tmp_path, tmp_cache):
         (tmp_path / split / "cat").mkdir(parents=True)
         Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / split / "cat" / "0.png")
     (tmp_path / "test" / "cat" / "1.jpg").write_bytes(b"\xff\xd8 half a jpeg")
-    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'test' / 'cat' / '1.jpg'))}.*{D.DATA_ENV}"):
-        D.cifar10_arrays(tmp_path, download=False)
+    with pytest.raises(ValueError, match=rf"{re.escape(str(tmp_path / 'test' / 'cat' / '1.jpg'))}.*{cifar10.DATA_ENV}"):
+        cifar10.cifar10_arrays(tmp_path, download=False)
 
 
 def test_source_identity_without_a_source_decodes_nothing(tmp_path, tmp_cache):
-    ident = D.source_identity(tmp_path / "nothing")
+    ident = cifar10.source_identity(tmp_path / "nothing")
     assert ident["present"] is False and ident["kind"] == "torchvision" and not (tmp_path / "nothing").exists()
-    _write_mini_archive(tmp_path / D.ARCHIVE)
-    ident = D.source_identity(tmp_path)
-    assert ident["kind"] == "archive" and ident["path"] == str((tmp_path / D.ARCHIVE).resolve())
-    assert ident["bytes"] == (tmp_path / D.ARCHIVE).stat().st_size and not list(tmp_cache.glob("*.npz"))
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
+    ident = cifar10.source_identity(tmp_path)
+    assert ident["kind"] == "archive" and ident["path"] == str((tmp_path / cifar10.ARCHIVE).resolve())
+    assert ident["bytes"] == (tmp_path / cifar10.ARCHIVE).stat().st_size and not list(tmp_cache.glob("*.npz"))
 
 
 def test_cache_key_tells_loads_apart(tmp_path, tmp_cache):
-    _write_mini_archive(tmp_path / D.ARCHIVE)
+    _write_mini_archive(tmp_path / cifar10.ARCHIVE)
     key = lambda **kw: D.load_cifar10(**{"n_train": 20, "n_test": 10, "seed": 0, "root": tmp_path, **kw}).cache_key()
     base = key()
     assert base == key() and json.loads(json.dumps(base)) == base
-    assert base["source"] == D.source_identity(tmp_path) and base["name"] == "cifar10"
+    assert base["source"] == cifar10.source_identity(tmp_path) and base["name"] == "cifar10"
     assert key(seed=1) != base and key(n_train=10) != base and key(n_test=20) != base
     teacher = D.linear_teacher(100, 5, n_test=10, seed=0)
     assert teacher.cache_key() == {"name": "linear_teacher", "task": "regression", "n": 100, "dim": 5, "n_test": 10,
@@ -184,10 +185,10 @@ def test_cache_key_of_an_ad_hoc_dataset_hashes_its_content():
 
 
 def test_missing_data_offline_fails_fast_with_instructions(tmp_path, tmp_cache, monkeypatch):
-    monkeypatch.setenv(D.DATA_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv(cifar10.DATA_ENV, str(tmp_path / "empty"))
     t0 = time.perf_counter()
-    with pytest.raises(FileNotFoundError, match=D.DATA_ENV) as e:
-        D.cifar10_arrays(download=False)
+    with pytest.raises(FileNotFoundError, match=cifar10.DATA_ENV) as e:
+        cifar10.cifar10_arrays(download=False)
     assert "torchvision downloads it" in str(e.value) and time.perf_counter() - t0 < 30
 
 
@@ -198,7 +199,7 @@ def test_real_cifar10_offline():
     assert torch.bincount(d.train.y).tolist() == [100] * 10 and d.classes == D.CLASSES
     assert len(set(d.test.y[:50].tolist())) >= 8  # shuffled: the first images are not all of one class
     assert abs(float(d.train.x.mean())) < 0.1 and 0.9 < float(d.train.x.std()) < 1.1
-    full = D.cifar10_arrays(cifar_root())
+    full = cifar10.cifar10_arrays(cifar_root())
     assert full["x_train"].shape == (50000, 32, 32, 3) and full["x_test"].shape == (10000, 32, 32, 3)
     assert np.bincount(full["y_test"]).tolist() == [1000] * 10
     # the labels are right: per-class mean colours differ as CIFAR-10's do (ships and planes are bluest)

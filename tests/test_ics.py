@@ -14,6 +14,8 @@ import torch.nn as nn
 from bnutils import data as D, report as R
 from bnutils.experiments import ics as X
 from bnutils.metrics import ICS
+from bnutils.metrics import ics_summaries as SUM
+from bnutils.metrics.ics_cost import ics_cost
 from bnutils.models import MLP, VGG, DeepLinear, weight_layers
 from bnutils.train import LOSSES, Callback, StepState, train
 
@@ -235,7 +237,7 @@ def test_dln_run_cached_and_diverges_as_data(tmp_cache, monkeypatch):
     bad = X.dln_run("none", 1.0, steps=100, depth=6, ics_layers=[3], ics_every=5)
     assert bad["diverged"] and bad["diverged_at"] < 100
     assert len(bad["ics"]["steps"]) <= bad["diverged_at"] // 5 + 2  # measurements stop with the run
-    s = X.summarize([r], [r], 3)
+    s = SUM.summarize([r], [r], 3)
     assert s["l2_ratio"] == pytest.approx(1.0)
 
 
@@ -265,7 +267,7 @@ def test_lr_scan_and_cost_bad_arguments():
     with pytest.raises(ValueError, match="lrs"):
         X.lr_scan([0.1, -0.2], steps=10)
     with pytest.raises(ValueError, match="model"):
-        X.ics_cost("resnet")
+        ics_cost("resnet")
 
 
 def test_equal_loss_comparison_and_trains():
@@ -277,7 +279,7 @@ def test_equal_loss_comparison_and_trains():
     t = np.arange(100)
     a = fake(2.0 * np.exp(-t / 50), np.full(100, 1.0))
     b = fake(2.0 * np.exp(-t / 25), np.full(100, 3.0))  # faster, with 3x the ICS at every loss
-    cmp = X.at_equal_loss([a], [b], 1, "l2", n_levels=3, window=1)
+    cmp = SUM.at_equal_loss([a], [b], 1, "l2", n_levels=3, window=1)
     assert len(cmp["levels"]) == 3 and cmp["none"] == [1.0] * 3 and cmp["batchnorm"] == [3.0] * 3
     assert X.trains({"loss": [0.5] * 50, "diverged": False}) and not X.trains({"loss": [2.3] * 50, "diverged": False})
     assert not X.trains({"loss": [0.1], "diverged": True})
@@ -372,7 +374,6 @@ def test_ics_array_accessor_in_metrics():
     st, v = ics_array({"ics": res}, "l2", 4)
     assert list(st) == [0, 5] and list(v) == [2.0, 4.0]
     assert list(ics_array(res, "l2", 2)[1]) == [1.0, 3.0]  # the ICS result itself works too
-    assert X.ics_array is ics_array  # re-exported where the chapter's experiments use it
     with pytest.raises(ValueError, match="no ICS"):
         ics_array({"ics": None}, "l2", 2)
     with pytest.raises(ValueError, match="key"):
@@ -444,7 +445,7 @@ def test_ics_rows_applies_the_rule_per_group_and_seed():
 
 def test_cos_stats_and_dln_cosines():
     a, b = _ics_fake(1.0, 0.9, layer=9), _ics_fake(1.0, 0.1, layer=9)
-    assert X.cos_stats([a], layers=(9,)) == (pytest.approx(0.9), pytest.approx(0.0))
+    assert SUM.cos_stats([a], layers=(9,)) == (pytest.approx(0.9), pytest.approx(0.0))
     c = X.dln_cosines({1e-6: {"none": [a], "batchnorm": [a, b]}}, layers=(9,))
     assert c["pooled"][(1e-6, "none")][0] == pytest.approx(0.9) and len(c["per_seed"][(1e-6, "batchnorm")]) == 2
     assert c["pooled"][(1e-6, "batchnorm")][1] > 0.5
@@ -452,7 +453,7 @@ def test_cos_stats_and_dln_cosines():
 
 def test_readings_side_by_side():
     run = lambda l2_all, l2_w: {**_ics_fake(l2_all, 0.5), "ics_weights": _ics_fake(l2_w, 0.6)["ics"]}
-    rows = X.readings({"none": run(1.0, 1.0), "batchnorm": run(2.0, 0.5)}, [5])
+    rows = SUM.readings({"none": run(1.0, 1.0), "batchnorm": run(2.0, 0.5)}, [5])
     r = rows[0]
     assert r["ratio_all"] == pytest.approx(2.0) and r["ratio_weights"] == pytest.approx(0.5)
     assert r["cos_none_weights"] == pytest.approx(0.6) and r["l2_batchnorm_all"] == pytest.approx(2.0)
@@ -472,7 +473,7 @@ def test_settings_and_slider_frames():
     assert X.slider_frames(s, short=True)[0] == ("VGG", 0.1, 5)
 
 
-def test_vgg_run_records_the_conv_output_before_bn_and_both_readings(tmp_cache, cifar_env):
+def test_vgg_run_records_the_conv_output_before_bn_and_both_readings(cifar_cache, cifar_env):
     """The distributions are the conv output, before BN: not standardized per channel as BN's output is."""
     from conftest import cifar_root
     if cifar_root() is None:

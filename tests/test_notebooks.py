@@ -16,6 +16,7 @@ CHAPTERS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 spec = importlib.util.spec_from_file_location("nbtool", ROOT / "tools" / "nb.py")
 nbtool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(nbtool)
+colab = nbtool.colab  # tools/colab.py, as nb.py imports it
 
 
 def _cells(nb_path: Path):
@@ -28,13 +29,13 @@ def test_there_are_chapters():
 
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_header_cells_come_from_config(nb):
-    assert nbtool.sync(nb, write=False), f"run `python tools/nb.py sync {nb.relative_to(ROOT)}`"
+    assert colab.sync(nb, write=False), f"run `python tools/nb.py sync {nb.relative_to(ROOT)}`"
     cells = _cells(nb)
     assert cells[0].cell_type == "markdown" and cells[0].source.lstrip().startswith("# "), "the title comes first"
-    setup = next(c for c in cells if nbtool.SETUP_TAG in c.metadata.get("tags", []))
+    setup = next(c for c in cells if colab.SETUP_TAG in c.metadata.get("tags", []))
     assert "remove-cell" in setup.metadata["tags"], "the set-up cell is hidden in the rendered book"
     setup = setup.source
-    url, _ = nbtool.repository()
+    url, _ = colab.repository()
     assert "--no-deps" in setup and f"git+{url}@v" in setup and "torch" not in setup.replace("torch/torchvision", "")
     assert "eval(" not in setup and "pickle" not in setup
 
@@ -90,6 +91,7 @@ def _toy_notebook(path: Path, stored: str) -> Path:
     return path
 
 
+@pytest.mark.slow  # two kernels and two nbval runs (~11 s)
 def test_ci_check_passes_on_matching_output_and_fails_on_altered_output(tmp_path):
     """The same code path CI uses (tools/nb.py ci): papermill injects profile='ci', nbval compares checked cells."""
     good = _toy_notebook(tmp_path / "good.ipynb", "the profile is ci: True\n")
@@ -98,6 +100,7 @@ def test_ci_check_passes_on_matching_output_and_fails_on_altered_output(tmp_path
     assert nbtool.ci([bad], tmp_path / "art2") == 1
 
 
+@pytest.mark.slow  # two kernels (~15 s)
 def test_smoke_executes_copies_at_the_gpu_settings_and_reports_failures(tmp_path):
     """`tools/nb.py smoke`: each chapter runs in smoke mode into the output folder (the chapter itself untouched),
     with its own cache; a failing chapter makes it return 1 and is reported as failed."""
@@ -122,12 +125,15 @@ def test_student_copies_drop_solutions(tmp_path):
     nb = nbformat.v4.new_notebook()
     sol = nbformat.v4.new_code_cell("answer = 42")
     sol.metadata["tags"] = ["solution", "hide-cell"]
-    nb.cells = [nbformat.v4.new_markdown_cell("Exercise"), sol]
+    sol2 = nbformat.v4.new_code_cell("print(answer)", metadata={"tags": ["solution"]})  # a solution in two cells
+    nb.cells = [nbformat.v4.new_markdown_cell("Exercise"), sol, sol2, nbformat.v4.new_markdown_cell("Exercise 2"),
+                nbformat.v4.new_code_cell("answer = 42", metadata={"tags": ["solution"]})]
     src = tmp_path / "ch.ipynb"
     nbformat.write(nb, src)
-    nbtool.student([src], tmp_path / "student")
+    colab.student([src], tmp_path / "student")
     out = nbformat.read(tmp_path / "student" / "ch.ipynb", as_version=4)
-    assert "answer = 42" not in json.dumps(out) and any("Solution removed" in c.source for c in out.cells)
+    assert "answer = 42" not in json.dumps(out) and "print(answer)" not in json.dumps(out)
+    assert sum("Solution removed" in c.source for c in out.cells) == 2  # one note per solution, however many cells
     assert "blob/main/student/ch.ipynb" in json.dumps(out)  # its Colab link opens the student copy
 
 
@@ -135,7 +141,7 @@ def test_from_py_reads_percent_format(tmp_path):
     src = tmp_path / "s.py"
     src.write_text('# %% [markdown]\n# # Title\n\n# %% tags=["parameters"]\nprofile = "auto"\n\n# %%\nprint(1)\n')
     out = tmp_path / "out.ipynb"
-    nbtool.from_py(src, out)
+    colab.from_py(src, out)
     cells = _cells(out)
     assert [c.cell_type for c in cells] == ["markdown", "markdown", "code", "code", "code"]  # title, Colab cells, ...
     assert cells[0].source == "# Title" and cells[3].metadata["tags"] == ["parameters"]
@@ -153,7 +159,7 @@ def test_release_prepares_a_copy_for_publishing(tmp_path):
         if (ROOT / f).is_file():
             (copy / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, copy / f)
-    url, version = "https://github.com/someone/bn-course", nbtool.__version__
+    url, version = "https://github.com/someone/bn-course", colab.__version__
     bad = subprocess.run([sys.executable, str(copy / "tools" / "nb.py"), "release", url, "9.9.9"], capture_output=True,
                          text=True)
     assert bad.returncode != 0 and "VERSION='9.9.9'" in bad.stderr + bad.stdout
