@@ -92,7 +92,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("notebooks", nargs="*")
-    ap.add_argument("--profile", default="ci", choices=["ci", "cpu", "gpu"])
+    ap.add_argument("--profile", default="ci", choices=["ci", "cpu", "long", "gpu"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
     a = ap.parse_args(argv)
