@@ -101,7 +101,7 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
         out.append("")
     missing = [p for p in ORDER if p not in {r["profile"] for r in records}]
     if missing:
-        out.append(f"**No records yet** at: {', '.join(f'`{p}`' for p in missing)} (`long` is about 4–8× the `cpu` "
+        out.append(f"**No records yet** at: {', '.join(f'`{p}`' for p in missing)} (`long` is 4× the `cpu` "
                    "steps; `gpu` the papers' settings). Their rows appear here once their runs are recorded.")
     return "\n".join(out) + "\n"
 
