@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 # Offline copy of CIFAR-10 for tests and CI, used only when present (users download it through torchvision).
 SHARED_DATA := $(abspath ../shared/data)
 export BNBOOK_DATA ?= $(if $(wildcard $(SHARED_DATA)/cifar10-jpg.tar.gz),$(SHARED_DATA),)
+PYTEST := $(PY) -m pytest -q -n auto --dist worksteal  # the test files spread over the cores (pytest-xdist)
 JB := $(VENV)/bin/jupyter-book build . -W -n --keep-going --all --path-output .
 
 .PHONY: venv browser-deps book test smoke gpu-check execute stale student student-book release clean
@@ -29,9 +30,9 @@ browser-deps:  ## headless Chromium for the browser test (Debian package; needs 
 	  echo "no Chromium and no way to install it: the browser test will be skipped (it fails under CI=true)"
 
 test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the slow tests and the smoke run, the book build, the browser test
-	$(PY) -m pytest tests -q --ignore=tests/browser -m "not slow"
-	$(PY) tools/nb.py ci
-	$(PY) -m pytest tests -q --ignore=tests/browser -m slow  # after the chapters (the determinism test reuses their run); the smoke run too
+	$(PYTEST) tests --ignore=tests/browser -m "not slow"
+	$(PY) tools/nb.py ci  # two chapters side by side, one thread each
+	$(PYTEST) tests --ignore=tests/browser -m slow  # after the chapters (the determinism test reuses their run); the smoke run too
 	$(JB)
 	$(PY) -m pytest tests/browser -q
 

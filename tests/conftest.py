@@ -8,6 +8,9 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:  # `make test` spreads tests over the cores already:
+    for _name in ("BNBOOK_THREADS", "BNBOOK_WORKERS", "BNBOOK_LANES"):  # chapters and sweeps started by a test
+        os.environ.setdefault(_name, "1")                              # then take one core each, not two
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

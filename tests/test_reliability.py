@@ -17,7 +17,10 @@ DETERMINISM_CHAPTERS = ["05_learning_rate.ipynb"]  # its sweep fans out to worke
 CI_ARTIFACTS = ROOT / "artifacts" / "ci"  # where `tools/nb.py ci` prepares the chapters and keeps their run cache
 
 
-def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.CompletedProcess:
+def _papermill(nb: str, out: Path, params: dict, cache: Path, threads: str | None = None
+               ) -> subprocess.CompletedProcess:
+    """Run a chapter with papermill into `out`, with run cache `cache`; `threads` pins the torch threads, and then
+    sweeps still fan out to two worker processes (each run computes with one thread wherever it runs)."""
     args = [sys.executable, "-m", "papermill", str(ROOT / "notebooks" / nb), str(out), "-k", "python3",
             "--cwd", str(ROOT / "notebooks"), "--no-progress-bar"]
     for k, v in params.items():
@@ -25,6 +28,10 @@ def _papermill(nb: str, out: Path, params: dict, cache: Path) -> subprocess.Comp
     env = {**os.environ, "BNBOOK_STATIC": "1", "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0",
            "BNBOOK_CACHE": str(link_decoded_arrays(cache, CI_ARTIFACTS / "cache"))}
     env.pop("BNBOOK_PROFILE", None)
+    for name in ("BNBOOK_THREADS", "BNBOOK_WORKERS"):
+        env.pop(name, None)
+    if threads:
+        env.update(BNBOOK_THREADS=threads, BNBOOK_WORKERS="2")
     return subprocess.run(args, env=env, capture_output=True, text=True)
 
 
@@ -65,27 +72,30 @@ def _results(cache: Path) -> dict[str, dict]:
             for f in sorted(cache.glob("*/*.json"))}
 
 
-def _ci_cache(chapter: str) -> Path:
+def _ci_cache(chapter: str) -> tuple[Path, str | None]:
     """The run cache of the CI run of the chapters (`tools/nb.py ci`, which `make test` runs before the slow tests),
-    filled from empty; this chapter alone is run the CI way when it is not there (a test run on its own)."""
+    filled from empty, and the torch thread count it ran with; this chapter alone is run the CI way when it is not
+    there (a test run on its own)."""
     cache = CI_ARTIFACTS / "cache"
-    if not (CI_ARTIFACTS / chapter).is_file() or not _results(cache):
+    if not (CI_ARTIFACTS / chapter).is_file() or not _results(cache) or not (CI_ARTIFACTS / "run.json").is_file():
         r = subprocess.run([sys.executable, str(ROOT / "tools" / "nb.py"), "ci", str(ROOT / "notebooks" / chapter)],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    return cache
+    return cache, json.loads((CI_ARTIFACTS / "run.json").read_text())["threads"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", DETERMINISM_CHAPTERS)
 def test_same_profile_and_seed_give_identical_numbers(tmp_path, chapter):
     """One re-execution of the chapter at ci from an empty cache computes every run again and must store exactly
-    what the CI run of the chapters stored (itself from an empty cache): the same keys, the same numbers."""
+    what the CI run of the chapters stored (itself from an empty cache): the same keys, the same numbers. The CI
+    run's sweeps may have run in-process (side-by-side lanes); this one fans them out to worker processes."""
     if not (ROOT / "notebooks" / chapter).is_file():
         pytest.skip(f"{chapter} is not in the book")
-    reference = _results(_ci_cache(chapter))
+    cache, threads = _ci_cache(chapter)
+    reference = _results(cache)
     out = tmp_path / "run.ipynb"
-    r = _papermill(chapter, out, {"profile": "ci", "seed": 0}, tmp_path / "cache")
+    r = _papermill(chapter, out, {"profile": "ci", "seed": 0}, tmp_path / "cache", threads=threads)
     assert r.returncode == 0, r.stderr[-2000:]
     assert _numbers(out), f"{chapter} recorded no verdicts"
     again = _results(tmp_path / "cache")

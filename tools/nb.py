@@ -143,36 +143,55 @@ def stale(paths: list[Path]) -> list[str]:
     return out
 
 
-def ci(paths: list[Path], artifacts: Path) -> int:
-    """Each chapter once at profile=ci: parameters injected by papermill, then executed and compared by nbval.
+def lanes(jobs: int | None = None) -> tuple[int, dict[str, str]]:
+    """How many chapters run side by side ($BNBOOK_LANES, else the cores, at most 2) and the environment each
+    then gets: one torch thread and no worker pool when more than one runs (two one-thread processes do more
+    work than one two-thread process on the book's small nets)."""
+    jobs = jobs or int(os.environ.get("BNBOOK_LANES") or 0) or max(1, min(2, os.cpu_count() or 1))
+    return jobs, ({"BNBOOK_THREADS": "1", "BNBOOK_WORKERS": "1"} if jobs > 1 else {})
+
+
+def ci(paths: list[Path], artifacts: Path, jobs: int | None = None) -> int:
+    """Each chapter once at profile=ci: parameters injected by papermill, then executed and compared by nbval;
+    `jobs` chapters side by side (`lanes`), the longest first, each chapter's output in artifacts/<stem>.log.
 
     The chapters run with an empty run cache of their own, `artifacts/cache` (the decoded CIFAR-10 arrays shared),
-    as on a fresh clone; it stays there, so tests/test_reliability.py can check that a re-execution repeats it."""
+    as on a fresh clone; it stays there, with the thread count in run.json, so tests/test_reliability.py can check
+    that a re-execution repeats it."""
+    from concurrent.futures import ThreadPoolExecutor
+
     artifacts.mkdir(parents=True, exist_ok=True)
     cache = artifacts / "cache"
     if cache.exists():
         shutil.rmtree(cache)
     _link_decoded_arrays(cache)
-    env = {**static_env("ci"), "BNBOOK_CACHE": str(cache)}
-    rows, failed = [], []
-    for p in paths:
-        prepared = artifacts / p.name
+    jobs, lane_env = lanes(jobs)
+    env = {**static_env("ci"), "BNBOOK_CACHE": str(cache), **lane_env}
+    (artifacts / "run.json").write_text(json.dumps({"jobs": jobs, "threads": env.get("BNBOOK_THREADS")}))
+
+    def one(p: Path) -> tuple[str, float, float, bool]:
+        prepared, log = artifacts / p.name, artifacts / f"{p.stem}.log"
         subprocess.run([sys.executable, "-m", "papermill", str(p), str(prepared), "-p", "profile", "ci",
                         "--prepare-only", "-k", "python3", "--no-progress-bar"], check=True,
                        env=env, capture_output=True)
-        t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-                            "--nbval-current-env", "--nbval-cell-timeout=600", str(prepared)],
-                           env=env, cwd=str(p.parent))
-        seconds = time.perf_counter() - t0
-        rows.append((p.name, seconds, r.returncode == 0))
-        if r.returncode != 0:
-            failed.append(p.name)
-    print("\nchapter timings at profile=ci (budget 90 s each)")
-    print(f"{'notebook':<40} {'seconds':>8}  result")
-    for name, s, ok in rows:
-        print(f"{name:<40} {s:8.1f}  {'ok' if ok else 'FAILED'}{'  (over budget)' if s > 90 else ''}")
-    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed")
+        code, seconds, cpu = _run_counted([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                           "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600",
+                                           str(prepared)], env, log, cwd=p.parent)
+        print(f"{p.name:<40} {seconds:6.1f} s wall {cpu:7.1f} s CPU  {'ok' if code == 0 else 'FAILED'}", flush=True)
+        if code:
+            print(log.read_text()[-6000:], flush=True)
+        return p.name, seconds, cpu, code == 0
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        done = {r[0]: r for r in pool.map(one, sorted(paths, key=_expected_seconds, reverse=True))}
+    rows = [done[p.name] for p in paths]
+    failed = [name for name, _, _, ok in rows if not ok]
+    print(f"\nchapter timings at profile=ci ({jobs} side by side; budget 90 s each)")
+    print(f"{'notebook':<40} {'wall s':>8} {'CPU s':>8}  result")
+    for name, s, cpu, ok in rows:
+        print(f"{name:<40} {s:8.1f} {cpu:8.1f}  {'ok' if ok else 'FAILED'}{'  (over budget)' if s > 90 else ''}")
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed; {time.perf_counter() - t0:.0f} s in all")
     return 1 if failed else 0
 
 
@@ -202,11 +221,11 @@ def _has_cuda() -> bool:
     return r.stdout.strip() == "True"
 
 
-def _run_counted(args: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float]:
+def _run_counted(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> tuple[int, float, float]:
     """Run a command with its output in `log`: (exit code, wall seconds, CPU seconds of that process tree)."""
     t0 = time.perf_counter()
     with open(log, "w") as f:
-        p = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
+        p = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT, text=True, cwd=cwd)
         _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     return p.returncode, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
@@ -221,18 +240,15 @@ def smoke(paths: list[Path], out_dir: Path | None = None, limit: float = 180.0, 
     """Every cell of each chapter at the `gpu` settings in smoke mode (bnutils.profiles: the gpu networks, data
     pipeline, AMP and channels_last, each run capped at a few steps), on whatever device there is, with its own
     BNBOOK_CACHE; executed copies go to `out_dir` (a temporary folder by default), never over the chapters.
-    `jobs` chapters run side by side (default: the cores, at most 2), each with one torch thread and no worker
-    pool when more than one runs, the longest first. Prints each chapter's time and the verdict tables it ended
+    `jobs` chapters run side by side (`lanes`), the longest first. Prints each chapter's time and the verdict tables it ended
     with; 1 when a chapter failed."""
     from concurrent.futures import ThreadPoolExecutor
 
     out_dir = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="bnbook-smoke-"))
     cache = out_dir / "cache"
     _link_decoded_arrays(cache)
-    jobs = jobs or max(1, min(2, os.cpu_count() or 1))
-    env = {**static_env("gpu"), "BNBOOK_SMOKE": "1", "BNBOOK_CACHE": str(cache)}
-    if jobs > 1:
-        env.update(BNBOOK_THREADS="1", BNBOOK_WORKERS="1")
+    jobs, lane_env = lanes(jobs)
+    env = {**static_env("gpu"), "BNBOOK_SMOKE": "1", "BNBOOK_CACHE": str(cache), **lane_env}
 
     def one(p: Path) -> tuple[str, float, bool, float]:
         code, seconds, cpu = _run_counted([sys.executable, "-m", "papermill", str(p), str(out_dir / p.name), "-p",
