@@ -7,7 +7,6 @@ would shrink deep ReLU nets and make the no-BN baseline look unfairly bad.
 """
 from __future__ import annotations
 
-
 import torch
 import torch.nn as nn
 
@@ -166,6 +165,20 @@ class BasicBlock(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
+def resnet_plan(depth: int, width: float) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """The CIFAR ResNet's shape (He et al. 2016), shared by ResNet and FixupResNet: the three stages' channels
+    (16/32/64 x width) and (c_in, c_out, stride) of each of the 3n residual blocks, depth = 6n + 2."""
+    validate.integer("depth", depth, minimum=8)
+    if (depth - 2) % 6:
+        raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+    validate.positive("width", width)
+    chans = [max(1, round(c * width)) for c in (16, 32, 64)]
+    plan, n = [], (depth - 2) // 6
+    for stage, c in enumerate(chans):  # each stage's first block takes the previous stage's channels (stride 2)
+        plan += [(chans[max(stage - 1, 0)] if i == 0 else c, c, 2 if stage and i == 0 else 1) for i in range(n)]
+    return chans, plan
+
+
 class ResNet(nn.Module):
     """The CIFAR ResNet of He et al. (2016): depth = 6n + 2 (20, 32, 44, 56, 110), stages of 16/32/64 channels.
 
@@ -179,23 +192,12 @@ class ResNet(nn.Module):
         block = BasicBlock if block is None else block
         if not (isinstance(block, type) and issubclass(block, BasicBlock)):
             raise ValueError(f"block={block!r} must be BasicBlock or a subclass of it")
-        validate.integer("depth", depth, minimum=8)
-        if (depth - 2) % 6:
-            raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
+        chans, plan = resnet_plan(depth, width)
         check_norm_kwargs(norm, norm_kwargs)
-        validate.positive("width", width)
-        n = (depth - 2) // 6
-        chans = [max(1, round(c * width)) for c in (16, 32, 64)]
         self.stem = Block(nn.Conv2d(3, chans[0], 3, padding=1, bias=_has_bias(norm)),
                           make_norm(norm, chans[0], dim=2, **norm_kwargs), nn.ReLU())
-        layers: list[nn.Module] = []
-        c_in = chans[0]
-        for stage, c in enumerate(chans):
-            for i in range(n):
-                layers.append(block(c_in, c, 2 if stage > 0 and i == 0 else 1, norm, **norm_kwargs))
-                c_in = c
-        self.layers = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, num_classes)
+        self.layers = nn.Sequential(*(block(c_in, c, stride, norm, **norm_kwargs) for c_in, c, stride in plan))
+        self.head = nn.Linear(chans[-1], num_classes)
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -288,24 +290,13 @@ class FixupResNet(nn.Module):
 
     def __init__(self, depth: int = 110, width: float = 1.0, num_classes: int = 10):
         super().__init__()
-        validate.integer("depth", depth, minimum=8)
-        if (depth - 2) % 6:
-            raise ValueError(f"depth={depth!r} must be 6n + 2 (e.g. 8, 14, 20, 32, 44, 56, 110)")
-        validate.positive("width", width)
+        chans, plan = resnet_plan(depth, width)
         validate.integer("num_classes", num_classes)
-        n = (depth - 2) // 6
-        chans = [max(1, round(c * width)) for c in (16, 32, 64)]
         self.stem = Block(nn.Conv2d(3, chans[0], 3, padding=1, bias=False), ScalarBias(), nn.ReLU())
-        layers: list[nn.Module] = []
-        c_in = chans[0]
-        for stage, c in enumerate(chans):
-            for i in range(n):
-                layers.append(FixupBlock(c_in, c, 2 if stage > 0 and i == 0 else 1))
-                c_in = c
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(*(FixupBlock(c_in, c, stride) for c_in, c, stride in plan))
         self.head_bias = ScalarBias()
-        self.head = nn.Linear(c_in, num_classes)
-        self.rescale = fixup_rescale(len(layers))
+        self.head = nn.Linear(chans[-1], num_classes)
+        self.rescale = fixup_rescale(len(plan))
         init_weights(self, "kaiming")
         with torch.no_grad():
             for b in self.layers:

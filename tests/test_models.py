@@ -63,3 +63,18 @@ def test_dln_has_no_bias_and_norm_everywhere_but_last():
 def test_bad_model_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_resnet_plan_is_the_cifar_resnet_shape_for_both_resnets():
+    """Three stages of n = (depth - 2) / 6 blocks; each later stage's first block downsamples (stride 2) from the
+    previous stage's channels, even when a tiny width rounds two stages to the same channel count."""
+    from bnutils.models import FixupResNet, ResNet, resnet_plan
+
+    chans, plan = resnet_plan(14, 0.25)
+    assert chans == [4, 8, 16]
+    assert plan == [(4, 4, 1), (4, 4, 1), (4, 8, 2), (8, 8, 1), (8, 16, 2), (16, 16, 1)]
+    assert [s for _, _, s in resnet_plan(8, 0.01)[1]] == [1, 2, 2]
+    for net in (ResNet(14, width=0.25), FixupResNet(14, width=0.25)):
+        assert [(b.conv1.in_channels, b.conv1.out_channels, b.stride) for b in net.layers] == plan
+    with pytest.raises(ValueError, match="6n"):
+        resnet_plan(15, 1.0)
