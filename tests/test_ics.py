@@ -71,8 +71,7 @@ def test_matches_direct_two_model_computation(method, norm):
     train(model, data, steps=3, lr=0.1, batch_size=32, momentum=0.9, weight_decay=1e-3,
           callbacks={"cap": cap, "ics": cb}, progress=False)
     res = cb.result()
-    blocks = list(model.blocks) + [model.head]
-    for i in range(1, 6):  # layer #i is blocks[i-1]'s linear (the head is #5)
+    for i in range(1, 6):  # layer #i is weight_layers(model)[i - 1]: the blocks' linears, then the head (#5)
         mixed = copy.deepcopy(model)
         state = {k: v.clone() for k, v in cap.old.items()}
         for j in range(i - 1):  # every parameter of the earlier blocks (linear, bias, BN gamma/beta) at t+1
@@ -392,15 +391,17 @@ def _acts_run(quantiles, sample):
 def test_quantile_drift_layer_drifts_and_dead_channels():
     still = _acts_run([[-1, 0, 1]] * 3, [[0.5, -0.5]] * 3)
     moving = _acts_run([[-1, 0, 1], [0, 1, 2], [0, 1, 3]], [[-1.0, -2.0]] * 3)  # median +1, spread +1 over 2, 3
-    assert X.quantile_drift(still, "#3") == 0.0
-    assert X.quantile_drift(moving, "#3") == pytest.approx(np.mean([1 / 2, 1 / 3]))
-    assert math.isnan(X.quantile_drift(_acts_run([[-1, 0, 1]], [[0.0]]), "#3"))
+    from bnutils.metrics.activations import negative_share, quantile_drift
+    assert quantile_drift(still["acts"], "#3") == 0.0
+    assert quantile_drift(moving["acts"], "#3") == pytest.approx(np.mean([1 / 2, 1 / 3]))
+    assert math.isnan(quantile_drift(_acts_run([[-1, 0, 1]], [[0.0]])["acts"], "#3"))
+    with pytest.raises(ValueError, match="layer"):
+        quantile_drift(still["acts"], "#4")
     d = X.layer_drifts({"none": moving, "batchnorm": still})
     assert set(d) == {(l, n) for l in ("#3", "#11") for n in X.NORMS} and d[("#3", "batchnorm")] == 0.0
     dead = X.dead_channels({"none": moving, "batchnorm": still})
     assert [(x["layer"], x["norm"], x["below"], x["n"], x["all"]) for x in dead] == \
         [("#3", "none", 6, 6, True), ("#11", "none", 6, 6, True)]
-    from bnutils.metrics.activations import negative_share
     assert negative_share(still["acts"], "#3") == dict(below=3, n=6, all=False)
     with pytest.raises(ValueError, match="layer"):
         negative_share(still["acts"], "#4")

@@ -4,11 +4,9 @@
   distributions of chosen layers over training, and ICS (Definition 2.1) every few steps. Cached, like `dln_run`:
   the 25-layer deep linear network on the linear-teacher task, full batch, with ICS.
 - `lr_scan`: short VGG runs over a grid of learning rates, to find the pair the Fig 1 analogue needs.
-- `settings`, `slider_frames`: the chapter's settings; `quantile_drift`, `layer_drifts`, `fig1_outcomes`,
-  `ics_rows`, `dln_cosines`: the numbers the verdicts come from. The summaries of an ICS result (`summarize`,
-  `at_equal_loss`, `readings`, ...) are the metric's own, in `bnutils.metrics.ics_summaries`; what ICS costs
-  per layer is `bnutils.metrics.ics_cost`.
-Prose and tables: `bnutils.report.ics`; figures: `bnutils.figures.ics`.
+- `settings`, `slider_frames`: the chapter's settings; `layer_drifts`, `dead_channels`, `fig1_outcomes`, `ics_rows`,
+  `dln_cosines`: the numbers the verdicts come from. An ICS result's own summaries are in `metrics.ics_summaries`,
+  its cost per layer in `metrics.ics_cost`; prose and tables in `report.ics`; figures in `figures.ics`.
 """
 from __future__ import annotations
 
@@ -21,7 +19,7 @@ from .. import validate
 from ..cache import cached_run
 from ..data import linear_teacher, load_cifar10
 from ..metrics import ICS, ActivationRecorder
-from ..metrics.activations import negative_share
+from ..metrics.activations import negative_share, quantile_drift
 from ..metrics.ics import METHODS as ICS_METHODS
 from ..metrics.ics_summaries import cos_stats, equal_loss_summary, summarize
 from ..models import VGG, DeepLinear
@@ -186,20 +184,10 @@ def lr_scan(lrs: Sequence[float], *, steps: int, seed: int = 0, width: float = 0
 
 # -- numbers for the verdicts -------------------------------------------------------------------------------------
 
-def quantile_drift(run: dict[str, Any], layer: str) -> float:
-    """How much a layer's recorded input distribution (its 15/50/85 % quantiles) moves per record, relative to its
-    width: mean over consecutive records of (|change of the median| + |change of the 15-85% spread|) / spread."""
-    q = np.asarray(run["acts"]["layers"][layer]["quantiles"], dtype=float)  # (T, 3): 15%, 50%, 85%
-    if len(q) < 2:
-        return math.nan
-    spread = q[:, 2] - q[:, 0]
-    d = (np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)
-    return float(np.mean(d))
-
-
 def layer_drifts(runs: dict[str, dict], layers: Sequence[str] = ("#3", "#11")) -> dict[tuple[str, str], float]:
-    """`quantile_drift` of each recorded layer for each network: {(layer, norm): drift}, runs = {norm: run}."""
-    return {(layer, norm): quantile_drift(runs[norm], layer) for layer in layers for norm in NORMS}
+    """`metrics.activations.quantile_drift` of each recorded layer for each network: {(layer, norm): drift},
+    runs = {norm: run}."""
+    return {(layer, norm): quantile_drift(runs[norm]["acts"], layer) for layer in layers for norm in NORMS}
 
 
 def dead_channels(runs: dict[str, dict[str, Any]], layers: Sequence[str] = ("#3", "#11"), *,

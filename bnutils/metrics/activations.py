@@ -104,6 +104,18 @@ def negative_share(result: dict[str, Any], layer: str) -> dict[str, Any]:
     return dict(below=int(np.sum(v < 0)), n=int(v.size), all=bool(v.size and np.all(v < 0)))
 
 
+def quantile_drift(result: dict[str, Any], layer: str) -> float:
+    """How much a layer's recorded distribution (its 15/50/85 % quantiles) moves per record, relative to its width
+    (chapter 2's Fig 1): mean over consecutive records of (|change of the median| + |change of the 15-85% spread|)
+    / spread; NaN with fewer than two records."""
+    validate.choice("layer", layer, result["layers"])
+    q = np.asarray(result["layers"][layer]["quantiles"], dtype=float)  # (T, 3): 15%, 50%, 85%
+    if len(q) < 2:
+        return float("nan")
+    spread = q[:, 2] - q[:, 0]
+    return float(np.mean((np.abs(np.diff(q[:, 1])) + np.abs(np.diff(spread))) / np.maximum(spread[1:], 1e-12)))
+
+
 # -- summaries of a recorder's result (chapters 3 and 4) -------------------------------------------------------
 def channel_moment_changes(result: dict[str, Any], layer: str) -> dict[str, list[float]]:
     """Santurkar et al.'s Fig 8 series for one recorded layer, from an `ActivationRecorder` result.
