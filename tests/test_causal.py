@@ -15,7 +15,7 @@ import torch.nn as nn
 from conftest import cifar_root
 from test_divergence import SWEEP_BAD_ARGUMENTS, rejects
 
-from bnutils import cache, plots
+from bnutils import plots
 from bnutils import claims as C
 from bnutils.experiments import causal as exp
 from bnutils.experiments import divergence

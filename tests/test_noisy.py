@@ -10,7 +10,7 @@ import torch
 from bnutils.data import Dataset, Split
 from bnutils.experiments import noisy
 from bnutils.models import VGG
-from bnutils.norms import NoisyBatchNorm, SanturkarNoise
+from bnutils.norms import SanturkarNoise
 
 
 def _draws(noise: SanturkarNoise, n: int = 200, shape=(64, 32, 4, 4)):

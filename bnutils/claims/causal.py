@@ -127,7 +127,7 @@ CLAIMS = [
     Claim("ch6.fixes_close_to_bn", 6, f"{ZHANG}; {DE_SMITH}", "SkipInit and Fixup come close to BN's "
           "best accuracy at equal budget", "final test accuracy of each network at its own best lr (the highest mean "
           "over seeds among the lrs where no seed diverged), same number of steps", "BN's best vs SkipInit's and "
-          f"Fixup's best, seed by seed", f"yes: BN − fix <= {100 * EQUAL_POINTS:.0f} points for both fixes in every "
+          "Fixup's best, seed by seed", f"yes: BN − fix <= {100 * EQUAL_POINTS:.0f} points for both fixes in every "
           "seed (>= 2 seeds; a fix ahead of BN counts as close); partly: in at least half of the (fix, seed) pairs, or "
           f"each fix's mean gap is within max({100 * EQUAL_POINTS:.0f} points, {SPREAD_FACTOR:g} x the largest spread "
           "across seeds of those best-lr accuracies), i.e. within the seed noise; no: otherwise",

@@ -5,7 +5,7 @@ import math
 from typing import Mapping, Sequence
 
 from .core import (Claim, Finding, KURTOSIS_SE, LP_K_FACTOR, LP_LOSS_FACTOR, MIN_PROBED, SANTURKAR, STABILITY_SE, finite,
-                   k_of, max_spread, mean, median, ratios_finding)
+                   k_of, max_spread, median, ratios_finding)
 
 
 def _ch4_vgg(ratios: Sequence[Mapping[str, float]], n_probed: int,
