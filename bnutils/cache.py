@@ -1,9 +1,10 @@
 """Resumable on-disk results: each expensive run is stored as JSON under a key of everything it depends on.
 
 `@cached_run(namespace)` keys a run on its function's bound arguments (defaults applied), a fingerprint of
-every dataset or tensor argument (its identity or content), the identity of the CIFAR-10 source, and a
+every dataset or tensor argument (its identity or content), the identity of the CIFAR-10 source, a
 fingerprint of the code the run executes (its module and the bnutils modules it imports, figures and prose
-excluded): changing any of them can never serve another run's result. Writes are atomic (a killed run leaves
+excluded) and the platform (torch version; whether amp means bf16 on this CPU): changing any of them can never
+serve another run's result. Writes are atomic (a killed run leaves
 the whole file or nothing); a corrupted file is reported and recomputed; a cache folder that cannot be written
 warns once and the result is still returned. Only JSON (and NPZ for arrays) is ever read back.
 """
@@ -214,12 +215,24 @@ def cached(config: dict[str, Any], compute: Callable[[], dict[str, Any]], *, nam
     return json.loads(text)["result"]  # what a later call reads back: the first call returns the same
 
 
+@functools.lru_cache(maxsize=None)
+def platform_identity() -> dict[str, Any]:
+    """What a run's numbers depend on besides its arguments, data and code: the torch version (its kernels and
+    random streams) and whether this CPU computes bf16 natively (`train.cpu_bf16`: amp then trains in bf16 on the
+    CPU, elsewhere in float32), so a cache folder shared by two machines never mixes their results."""
+    import torch
+
+    from .train import cpu_bf16
+
+    return {"torch": torch.__version__, "cpu_bf16": cpu_bf16()}
+
+
 RUNS: list[Callable[..., Any]] = []  # every function decorated with cached_run (tests key each argument)
 
 
 def run_key(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Everything a cached run of `fn(*args, **kwargs)` depends on: its bound arguments with defaults applied
-    (each fingerprinted), the CIFAR-10 source it would read, and the code it runs."""
+    (each fingerprinted), the CIFAR-10 source it would read, the code it runs and the platform it runs on."""
     from .cifar10 import source_identity
     from .profiles import smoke
 
@@ -227,7 +240,7 @@ def run_key(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]
     bound.apply_defaults()
     arguments = {k: v for k, v in bound.arguments.items() if k != "cache"}
     key = {"run": f"{fn.__module__}.{fn.__qualname__}", "code": code_fingerprint(fn.__module__),
-           "cifar10_source": source_identity(),
+           "cifar10_source": source_identity(), "platform": platform_identity(),
            "arguments": {k: fingerprint(k, v) for k, v in arguments.items()}}
     if smoke():  # a capped smoke run is never served as (or from) a real one
         key["smoke"] = vars(smoke())

@@ -21,6 +21,8 @@ def _images(n: int = 32, seed: int = 0, origin: dict | None = None) -> Dataset:
     return Dataset("toy", Split(x[: n // 2], y[: n // 2]), Split(x[n // 2:], y[n // 2:]), origin=origin)
 
 
+PLATFORM = cache.platform_identity()
+
 # Each cached run: the arguments of a base call, and for some parameters the changed value to try (the others
 # are changed by type: numbers doubled, booleans flipped, lists extended, None replaced).
 RUNS = {
@@ -99,6 +101,18 @@ def test_a_run_on_other_data_is_not_served_from_the_cache(tmp_cache):
     b = noisy.train_network("none", data=_images(seed=1), **kw)
     assert a["loss"] != b["loss"]
     assert noisy.train_network("none", data=_images(seed=0), **kw)["seconds"] == a["seconds"]  # served again
+
+
+def test_the_platform_is_in_the_key(tmp_cache, monkeypatch):
+    """A run with amp trains in bf16 on a CPU that has it and in float32 elsewhere, and torch versions differ in
+    their kernels: a cache folder shared by two such machines must not serve one's result to the other."""
+    args = dict(norm="none", lr=0.1, steps=10)
+    base = ics.vgg_run.key(**args)
+    for field, value in (("cpu_bf16", not cache.platform_identity()["cpu_bf16"]), ("torch", "0.0.0")):
+        monkeypatch.setattr(cache, "platform_identity", lambda f=field, v=value: {**PLATFORM, f: v})
+        assert ics.vgg_run.key(**args) != base, field
+    monkeypatch.setattr(cache, "platform_identity", lambda: dict(PLATFORM))
+    assert ics.vgg_run.key(**args) == base
 
 
 def test_first_call_returns_what_the_cache_reads_back(tmp_cache):
