@@ -3,8 +3,8 @@
 `@cached_run(namespace)` keys a run on its function's bound arguments (defaults applied), a fingerprint of
 every dataset or tensor argument (its identity or content), the identity of the CIFAR-10 source, a
 fingerprint of the code the run executes (its module and the bnutils modules it imports, figures and prose
-excluded) and the platform (torch version; whether amp means bf16 on this CPU): changing any of them can never
-serve another run's result. Writes are atomic (a killed run leaves
+excluded) and the platform (torch version, the CPU kernels it uses, whether amp means bf16 on this CPU):
+changing any of them can never serve another run's result. Writes are atomic (a killed run leaves
 the whole file or nothing); a corrupted file is reported and recomputed; a cache folder that cannot be written
 warns once and the result is still returned. Only JSON (and NPZ for arrays) is ever read back.
 """
@@ -218,13 +218,16 @@ def cached(config: dict[str, Any], compute: Callable[[], dict[str, Any]], *, nam
 @functools.lru_cache(maxsize=None)
 def platform_identity() -> dict[str, Any]:
     """What a run's numbers depend on besides its arguments, data and code: the torch version (its kernels and
-    random streams) and whether this CPU computes bf16 natively (`train.cpu_bf16`: amp then trains in bf16 on the
-    CPU, elsewhere in float32), so a cache folder shared by two machines never mixes their results."""
+    random streams), the CPU kernels torch dispatches to (the vector ISA; AMX, which oneDNN uses for bf16) and
+    whether this CPU computes bf16 at all (`train.cpu_bf16`: amp trains in bf16 on the CPU only then). Measured:
+    the same chapter on an AVX512-BF16 and on an AMX CPU gives other numbers, so neither serves the other."""
     import torch
 
     from .train import cpu_bf16
 
-    return {"torch": torch.__version__, "cpu_bf16": cpu_bf16()}
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+            "amx": bool(amx()) if amx else None, "cpu_bf16": cpu_bf16()}
 
 
 RUNS: list[Callable[..., Any]] = []  # every function decorated with cached_run (tests key each argument)
