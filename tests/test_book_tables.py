@@ -150,3 +150,38 @@ def test_a_sweeps_copy_is_recorded_under_its_own_profile_seed_and_time(tmp_path)
     r = scales.records_of(tmp_path / "02_x_seed1.ipynb")
     assert (r["chapter"], r["profile"], r["seed"], r["seconds"]) == ("02_x", "ci", 1, 41.3)
     assert r["claims"]["ch2.ics_equal_step"]["reproduced"] == "no"
+
+
+def _adequacy_records(spec):
+    """Scale records from {(chapter, scale, seed): {claim id: adequate}}."""
+    return [{"chapter": c, "profile": p, "seed": s, "seconds": 1.0,
+             "claims": {cid: {"reproduced": "yes" if ok else "not at this scale", "effect": 1.0, "spread": None,
+                              "adequate": ok, "seeds": [s]} for cid, ok in claims.items()}}
+            for (c, p, s), claims in spec.items()]
+
+
+def test_scale_rule_needs_every_seed_set_adequate_and_at_least_two_of_them():
+    import scales
+
+    recs = _adequacy_records({
+        ("05_x", "ci", 0): {"a": False, "b": True}, ("05_x", "ci", 1): {"a": True, "b": True},
+        ("05_x", "cpu", 0): {"a": True, "b": True}, ("05_x", "cpu", 10): {"a": False, "b": True},
+        ("05_x", "long", 0): {"a": True, "b": True},  # one seed set: never enough
+        ("01_y", "ci", 0): {"c": True}, ("01_y", "ci", 1): {"c": True}, ("01_y", "cpu", 0): {"c": True}})
+    adeq = scales.adequacy(recs)
+    assert adeq["05_x", "cpu"] == {"a": (1, 2), "b": (2, 2)}
+    assert scales.unreliable(adeq["05_x", "cpu"]) == {"a": (1, 2)}
+    assert scales.unreliable(adeq["01_y", "cpu"]) == {"c": (1, 1)}  # too few seed sets
+    assert scales.cheapest_adequate(adeq, "05_x") is None and scales.cheapest_adequate(adeq, "01_y") == "ci"
+    md = scales.rule_table(recs)
+    assert "| 05_x | none recorded | 2 | `a` (adequate in 1 of 2 seed sets) |" in md
+    assert "| 01_y | `ci` | 1 | `c` (1 seed set recorded, the rule needs 2) |" in md
+
+
+def test_landing_table_marks_what_the_scale_rule_flags_and_nothing_else():
+    rec = {"chapter": "5. X", "notebook": "05_x", "profile": "cpu", "verdicts": [
+        {"claim": "A", "paper": "P", "evidence": "e", "reproduced": "no", "claim_id": "ch5.a"},
+        {"claim": "B", "paper": "P", "evidence": "e", "reproduced": "yes", "claim_id": "ch5.b"}]}
+    rows = V.table([rec], {"ch5.a": "adequate in 1 of 2 seed sets"}).splitlines()
+    a, b = [r for r in rows if "`ch5.a`" in r][0], [r for r in rows if "`ch5.b`" in r][0]
+    assert "*not at this scale* (adequate in 1 of 2 seed sets)" in a and "scale rule" not in b

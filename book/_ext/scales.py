@@ -15,6 +15,17 @@ from pathlib import Path
 
 from verdicts import MIME, _estimate_module, write_if_changed  # a sibling extension in book/_ext
 
+LADDER = ["ci", "cpu", "long"]  # the scales a chapter may be judged at, cheapest first
+COMMITTED = "cpu"  # the largest a committed chapter may use: at most 10 min on 2 cores
+MIN_SEED_SETS = 2  # adequacy must hold in at least this many seed sets (independent notebook runs)
+RULE = (f"**The scale rule** (fixed before the runs that apply it). A scale is *adequate* for a claim when the "
+        f"claim's adequacy check passed in every recorded seed set at that scale, with at least {MIN_SEED_SETS} seed "
+        f"sets (each one an independent run of the chapter with its own seeds). A chapter's verdicts are judged at "
+        f"`{COMMITTED}`, the largest scale a committed chapter may use (at most 10 minutes on 2 cores); the table "
+        f"shows, for information, the cheapest scale of {', '.join(f'`{p}`' for p in LADDER)} adequate for every "
+        f"claim of the chapter. A claim that is not adequate at `{COMMITTED}` in every seed set is *not at this scale* "
+        f"whatever the committed run's own verdict says: that run happened to be adequate, the scale is not reliably "
+        f"so. The landing page's verdict table marks such claims.")
 HEADLINES = ["ch1.fig1_steadier", "ch2.ics_equal_step", "ch3.noisy_trains_as_well", "ch4.vgg_smoother",
              "ch5.large_lr_diverge_without_bn", "ch5.gain_from_large_lr"]
 ORDER = ["ci", "cpu", "long", "gpu"]
@@ -106,6 +117,52 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
     return "\n".join(out) + "\n"
 
 
+def adequacy(records: list[dict]) -> dict[tuple[str, str], dict[str, tuple[int, int]]]:
+    """(chapter, scale) -> claim id -> (seed sets whose run was adequate, seed sets recorded)."""
+    out: dict[tuple[str, str], dict[str, tuple[int, int]]] = {}
+    for r in records:
+        for cid, v in r["claims"].items():
+            k, n = out.setdefault((r["chapter"], r["profile"]), {}).get(cid, (0, 0))
+            out[r["chapter"], r["profile"]][cid] = (k + bool(v["adequate"]), n + 1)
+    return out
+
+
+def unreliable(adeq: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """The claims of one (chapter, scale) that the rule does not call adequate: some seed set's run inadequate,
+    or fewer than MIN_SEED_SETS seed sets recorded."""
+    return {cid: (k, n) for cid, (k, n) in adeq.items() if k < n or n < MIN_SEED_SETS}
+
+
+def why(k: int, n: int) -> str:
+    """Why the rule flags a claim: some seed set inadequate, or too few seed sets recorded."""
+    return f"adequate in {k} of {n} seed sets" if k < n else \
+        f"{n} seed set{'s' if n != 1 else ''} recorded, the rule needs {MIN_SEED_SETS}"
+
+
+def cheapest_adequate(adeq: dict[tuple[str, str], dict[str, tuple[int, int]]], chapter: str) -> str | None:
+    """The first scale of LADDER adequate for every claim the chapter has there (RULE), or None."""
+    for scale in LADDER:
+        if (chapter, scale) in adeq and not unreliable(adeq[chapter, scale]):
+            return scale
+    return None
+
+
+def rule_table(records: list[dict]) -> str:
+    """RULE, then one row per chapter: the cheapest adequate scale, and the claims the rule flags at COMMITTED."""
+    adeq = adequacy(records)
+    rows = [RULE, "", f"| chapter | cheapest adequate scale | at `{COMMITTED}`: seed sets | at `{COMMITTED}`: claims "
+            "flagged by the rule |", "|---|---|---|---|"]
+    for chapter in sorted({c for c, _ in adeq}):
+        here = adeq.get((chapter, COMMITTED), {})
+        flagged = unreliable(here)
+        sets = max((n for _, n in here.values()), default=0)
+        cheapest = cheapest_adequate(adeq, chapter)
+        rows.append(f"| {chapter} | {f'`{cheapest}`' if cheapest else 'none recorded'} | {sets} | "
+                    + ("; ".join(f"`{cid}` ({why(k, n)})" for cid, (k, n) in sorted(flagged.items())) or "none")
+                    + " |")
+    return "\n".join(rows) + "\n"
+
+
 def collect(root: Path) -> list[dict]:
     """The committed chapters' records plus book/data/scales.json (records of the same chapter, profile and seed
     as a committed chapter are dropped: the committed run is the current one)."""
@@ -127,8 +184,10 @@ def _registry(root: Path) -> dict:
 
 def _write(app) -> None:
     root = Path(app.srcdir)
+    records = collect(root)
     write_if_changed(root / "book" / "_generated" / "scales.md",
-                     page(collect(root), _registry(root), training_images(root)))
+                     "## Which scale shows each claim\n\n" + rule_table(records) + "\n"
+                     + page(records, _registry(root), training_images(root)))
 
 
 def setup(app):

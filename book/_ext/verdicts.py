@@ -39,17 +39,23 @@ def collect(notebooks: Path) -> list[dict]:
     return found
 
 
-def table(records: list[dict]) -> str:
+def table(records: list[dict], flagged: dict[str, str] | None = None) -> str:
+    """The landing page's verdict table. `flagged`: claim id -> why, for the claims the scale rule
+    (book/_ext/scales.py) does not call adequate at the chapter's scale: marked as not at this scale."""
     if not records:
         return "*No chapter has recorded verdicts yet.*\n"
+    flagged = flagged or {}
     rows = ["| chapter | claim | paper | reproduced | at profile | evidence |", "|---|---|---|---|---|---|"]
     for r in records:
         link = f"[{r['chapter']}](../notebooks/{r['notebook']}.ipynb)"
         for v in r["verdicts"]:
             claim, paper, evidence = (v[k].replace("|", "\\|") for k in ("claim", "paper", "evidence"))  # |x| splits cells
+            outcome = label(v)
             if v.get("claim_id"):
                 claim = f"{claim} (`{v['claim_id']}`)"
-            rows.append(f"| {link} | {claim} | {paper} | {label(v)} | `{r['profile']}` | {evidence} |")
+                if v["claim_id"] in flagged:
+                    outcome += f"; by the [scale rule](scales.md): *not at this scale* ({flagged[v['claim_id']]})"
+            rows.append(f"| {link} | {claim} | {paper} | {outcome} | `{r['profile']}` | {evidence} |")
     return "\n".join(rows) + "\n"
 
 
@@ -112,7 +118,12 @@ def write_if_changed(path: Path, text: str) -> None:
 
 def _write(app) -> None:
     root = Path(app.srcdir)
-    write_if_changed(root / "book" / "_generated" / "verdicts.md", table(collect(root / "notebooks")))
+    import scales  # a sibling extension, imported here: it imports this module
+
+    adeq = scales.adequacy(scales.collect(root))
+    flagged = {cid: scales.why(k, n) for (_, scale), claims in adeq.items() if scale == scales.COMMITTED
+               for cid, (k, n) in scales.unreliable(claims).items()}
+    write_if_changed(root / "book" / "_generated" / "verdicts.md", table(collect(root / "notebooks"), flagged))
     write_if_changed(root / "book" / "_generated" / "runtimes.md", runtimes(root / "notebooks"))
     write_if_changed(root / "book" / "_generated" / "claims.md", claims_page(root))
 
