@@ -185,3 +185,18 @@ def test_landing_table_marks_what_the_scale_rule_flags_and_nothing_else():
     rows = V.table([rec], {"ch5.a": "adequate in 1 of 2 seed sets"}).splitlines()
     a, b = [r for r in rows if "`ch5.a`" in r][0], [r for r in rows if "`ch5.b`" in r][0]
     assert "*not at this scale* (adequate in 1 of 2 seed sets)" in a and "scale rule" not in b
+
+
+def test_scales_rows_name_the_cpu_kernels_they_ran_on():
+    import scales
+
+    amx = {"torch": "2.14.1", "cpu": "AVX512", "amx": True, "cpu_bf16": True}
+    assert scales.cpu_label(amx) == "AVX512, AMX bf16"
+    assert scales.cpu_label({**amx, "amx": False}) == "AVX512, AVX512-BF16"
+    assert scales.cpu_label({**amx, "cpu": "AVX2", "amx": False, "cpu_bf16": False}) == "AVX2, no native bf16"
+    assert scales.cpu_label(None) == "not recorded"
+    rec = {"chapter": "02_x", "profile": "cpu", "seed": 0, "seconds": 60.0, "platform": amx, "claims": {
+        "ch2.ics_equal_step": {"reproduced": "yes", "effect": 1.0, "spread": None, "adequate": True, "seeds": [0, 1]}}}
+    old = {**rec, "seed": 10, "platform": None}
+    row = [r for r in scales.page([rec, old]).splitlines() if r.startswith("| `cpu`")][0]
+    assert row.endswith("| AVX512, AMX bf16; not recorded |")

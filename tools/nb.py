@@ -102,7 +102,7 @@ def static_env(profile: str | None) -> dict[str, str]:
 
 def execute(nb_path: Path, profile: str = "cpu") -> float:
     """Run a chapter in place at `profile` and stamp its metadata: profile, wall seconds, CPU seconds (less
-    sensitive to other jobs on the machine), torch threads and the code fingerprint."""
+    sensitive to other jobs on the machine), torch threads, the code fingerprint and the platform (`platform`)."""
     colab.sync(nb_path)
     fingerprint = code_fingerprint(nbformat.read(nb_path, as_version=4))  # the code as it is when the run starts
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,11 +125,18 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
         raise SystemExit(f"{nb_path.name}: the notebook or bnutils changed while it ran; run it again")
     threads = int(env.get("BNBOOK_THREADS") or min(2, os.cpu_count() or 1))
     nb.metadata["bnbook"] = {"profile": profile, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
-                             "threads": threads, "fingerprint": fingerprint}
+                             "threads": threads, "fingerprint": fingerprint, "platform": platform()}
     tmp_out = nb_path.with_suffix(".ipynb.tmp")
     nbformat.write(nb, tmp_out)
     os.replace(tmp_out, nb_path)
     return seconds
+
+
+def platform() -> dict:
+    """The platform a run's numbers depend on (bnutils.cache.platform_identity), as a subprocess sees it."""
+    r = subprocess.run([sys.executable, "-c", "import json; from bnutils.cache import platform_identity as p; "
+                        "print(json.dumps(p()))"], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
 
 
 def stale(paths: list[Path]) -> list[str]:

@@ -19,6 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from nb import platform  # noqa: E402
+
 MIME = "application/vnd.bnbook.verdicts+json"
 CHECK_TAG = "nbval-check-output"
 
@@ -35,6 +38,9 @@ def run(nb: Path, seed: int, profile: str, out: Path) -> Path:
            "BNBOOK_THREADS": "1", "BNBOOK_PROFILE": profile}
     subprocess.run([sys.executable, "-m", "papermill", str(nb), str(dest), "-p", "seed", str(seed), "-k", "python3",
                     "--cwd", str(nb.parent), "--no-progress-bar"], env=env, check=True, capture_output=True)
+    doc = json.loads(dest.read_text())  # the copy carries the committed run's metadata: name this run's platform
+    doc["metadata"].setdefault("bnbook", {})["platform"] = platform()
+    dest.write_text(json.dumps(doc, indent=1))
     return dest
 
 

@@ -54,7 +54,17 @@ def records_of(nb: Path) -> dict:
     seconds = doc["metadata"].get("papermill", {}).get("duration") or meta.get("seconds")
     seconds = None if seconds is None else round(float(seconds), 1)
     chapter = re.sub(r"_seed\d+$", "", nb.stem)
-    return {"chapter": chapter, "profile": profile, "seed": seed, "seconds": seconds, "claims": claims}
+    return {"chapter": chapter, "profile": profile, "seed": seed, "seconds": seconds, "claims": claims,
+            "platform": meta.get("platform")}
+
+
+def cpu_label(platform: dict | None) -> str:
+    """A record's CPU kernels in words (bnutils.cache.platform_identity): the same code gives other numbers on
+    another kind of CPU, so the page says which one each row ran on."""
+    if not platform:
+        return "not recorded"
+    bf16 = "AMX bf16" if platform.get("amx") else ("AVX512-BF16" if platform.get("cpu_bf16") else "no native bf16")
+    return f"{platform.get('cpu')}, {bf16}"
 
 
 def _fmt(x: float | None) -> str:
@@ -93,7 +103,8 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
         text, effect = registry.get(cid, (cid, "the claim's effect"))
         out += [f"## {text}", "", f"`{cid}`; effect: {effect}.", "",
                 "| scale | seeds | outcome per seed set | effect: median (range over seed sets) | adequate | "
-                "images trained on (whole chapter) | wall time of the chapter |", "|---|---|---|---|---|---|---|"]
+                "images trained on (whole chapter) | wall time of the chapter | CPU kernels |",
+                "|---|---|---|---|---|---|---|---|"]
         for prof in sorted({r["profile"] for r in rows}, key=lambda p: ORDER.index(p) if p in ORDER else 99):
             rs = sorted((r for r in rows if r["profile"] == prof), key=lambda r: r["seed"] if r["seed"] is not None else -1)
             vs = [r["claims"][cid] for r in rs]
@@ -108,7 +119,8 @@ def page(records: list[dict], registry: dict | None = None, images: dict | None 
             rows_out = "; ".join(v["reproduced"] for v in vs)
             out.append(f"| `{prof}` | {seeds} | {rows_out} | {_fmt(med)}{rng} | "
                        f"{sum(bool(v['adequate']) for v in vs)} of {len(vs)} | "
-                       f"{'—' if img is None else f'{img:,}'} | {wall} |")
+                       f"{'—' if img is None else f'{img:,}'} | {wall} | "
+                       f"{'; '.join(sorted({cpu_label(r.get('platform')) for r in rs}))} |")
         out.append("")
     missing = [p for p in ORDER if p not in {r["profile"] for r in records}]
     if missing:
