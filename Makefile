@@ -34,7 +34,7 @@ test: venv browser-deps  ## unit tests, every chapter at profile=ci (nbval), the
 	$(PY) tools/nb.py ci  # two chapters side by side, one thread each
 	$(PYTEST) tests --ignore=tests/browser -m slow  # after the chapters (the determinism test reuses their run); the smoke run too
 	$(JB)
-	$(PY) -m pytest tests/browser -q
+	$(PY) -m pytest tests/browser -q -n auto --dist loadfile  # the book's pages and JupyterLab side by side
 
 smoke: venv  ## every cell of every chapter at the gpu settings, each run capped (BNBOOK_SMOKE=1; NB=... for some)
 	$(PY) tools/nb.py smoke $(NB)

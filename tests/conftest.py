@@ -75,3 +75,15 @@ def tiny_images():
         x, y = torch.randn(n_train + n_test, 3, size, size, generator=g), torch.arange(n_train + n_test) % 10
         return Dataset("tiny", Split(x[:n_train], y[:n_train]), Split(x[n_train:], y[n_train:]))
     return make
+
+
+# The slow tier's longest tests, in seconds on 2 cores under `make test` (pytest --durations): run first, so that
+# pytest-xdist's workers finish together instead of one starting the smoke run when the other is nearly done.
+LONGEST = {"test_smoke_runs_every_chapter_at_the_gpu_settings": 270, "test_noise_strength[high]": 80,
+           "test_same_profile_and_seed_give_identical_numbers[05_learning_rate.ipynb]": 55,
+           "test_colab_setup_cell_installs_only_bnutils_and_the_chapter_runs": 45, "test_noise_strength[defaults]": 30,
+           "test_cpu_fallback_writes_its_results": 25}
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: -LONGEST.get(item.name, 0))  # stable: the others keep their order
