@@ -60,6 +60,16 @@ def test_committed_outputs_are_fresh(nb):
                                    f"notebook + bnutils. Refresh them with `make execute NB=notebooks/{nb.name}`")
 
 
+def test_committed_chapters_ran_on_one_kind_of_cpu():
+    """The chapters' numbers depend on the CPU's kernels (bf16 on AMX differs from AVX512-BF16), and chapter 6
+    reads chapter 5's runs: the committed outputs come from one platform, which each chapter names."""
+    platforms = {nb.name: nbformat.read(nb, as_version=4).metadata.get("bnbook", {}).get("platform")
+                 for nb in CHAPTERS}
+    assert all(platforms.values()), f"chapters that do not name their platform: {[n for n, p in platforms.items() if not p]}"
+    assert len({json.dumps(p, sort_keys=True) for p in platforms.values()}) == 1, \
+        f"the chapters ran on different platforms; re-execute them on one machine: {platforms}"
+
+
 @pytest.mark.parametrize("nb", CHAPTERS, ids=lambda p: p.name)
 def test_committed_outputs_are_clean(nb):
     checked = 0
