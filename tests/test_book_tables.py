@@ -200,3 +200,27 @@ def test_scales_rows_name_the_cpu_kernels_they_ran_on():
     old = {**rec, "seed": 10, "platform": None}
     row = [r for r in scales.page([rec, old]).splitlines() if r.startswith("| `cpu`")][0]
     assert row.endswith("| AVX512, AMX bf16; not recorded |")
+
+
+def test_seed_report_compares_each_checked_cells_whole_text(tmp_path):
+    """tools/seeds.py: one print split into two stream chunks in one run and not in the other is the same output
+    (nbval coalesces streams), and a checked cell whose text differs is reported, not crashed on."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import seeds
+
+    def nb(name, chunks, other):
+        cells = [{"cell_type": "code", "metadata": {"tags": ["nbval-check-output"]}, "source": "", "outputs":
+                  [{"output_type": "stream", "name": "stdout", "text": c} for c in chunks]},
+                 {"cell_type": "code", "metadata": {"tags": ["nbval-check-output"]}, "source": "", "outputs":
+                  [{"output_type": "stream", "name": "stdout", "text": other}]}]
+        p = tmp_path / name
+        p.write_text(json.dumps({"cells": cells, "metadata": {}}))
+        return p
+
+    a = nb("a.ipynb", ["x is small:", " True\n"], "same\n")
+    b = nb("b.ipynb", ["x is small: True\n"], "same\n")
+    c = nb("c.ipynb", ["x is small: False\n"], "same\n")
+    assert seeds.checked_lines(a) == seeds.checked_lines(b) == ["x is small: True\n", "same\n"]
+    assert "changed with the seed: 0" in seeds.report({"ch": {0: a, 1: b}}, "ci")
+    text = seeds.report({"ch": {0: a, 1: c}}, "ci")
+    assert "changed with the seed: 1" in text and "x is small: False" in text
