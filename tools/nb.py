@@ -16,6 +16,7 @@ NB defaults to every notebooks/*.ipynb, so a chapter added later is picked up wi
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -133,7 +134,13 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
 
 
 def platform() -> dict:
-    """The platform a run's numbers depend on (bnutils.cache.platform_identity), as a subprocess sees it."""
+    """The platform a run's numbers depend on (bnutils.cache.platform_identity), as a subprocess sees it (this
+    tool does not import torch); asked once per process."""
+    return dict(_platform())
+
+
+@functools.cache
+def _platform() -> dict:
     r = subprocess.run([sys.executable, "-c", "import json; from bnutils.cache import platform_identity as p; "
                         "print(json.dumps(p()))"], capture_output=True, text=True, check=True)
     return json.loads(r.stdout)

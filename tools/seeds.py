@@ -63,12 +63,12 @@ def report(results: dict[str, dict[int, Path]], profile: str) -> str:
     for name, by_seed in results.items():
         seeds = sorted(by_seed)
         lines = {s: checked_lines(p) for s, p in by_seed.items()}
-        changed = [i for i in range(max(map(len, lines.values()))) if len({tuple(lines[s][i:i + 1]) for s in seeds}) > 1]
+        changed = [i for i in range(len(lines[seeds[0]])) if len({tuple(lines[s][i:i + 1]) for s in seeds}) > 1]
         rows.append(f"## {name}: seeds {seeds}")
-        rows.append(f"- checked outputs: {', '.join(str(len(lines[s])) for s in seeds)}; changed with the seed: {len(changed)}")
+        rows.append(f"- checked cells: {len(lines[seeds[0]])}; changed with the seed: {len(changed)}")
         for i in changed:
             for s in seeds:
-                rows.append(f"  - cell {i}, seed {s}: `{lines[s][i].strip()[:300] if i < len(lines[s]) else '(no output)'}`")
+                rows.append(f"  - cell {i}, seed {s}: `{lines[s][i].strip()[:300]}`")
         vs = {s: verdicts(p) for s, p in by_seed.items()}
         rows.append("- verdicts: " + "; ".join(f"{cid}: " + "/".join(vs[s].get(cid, "—") for s in seeds)
                                                 for cid in vs[seeds[0]]))
