@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book" / "_ext"))
@@ -224,3 +225,16 @@ def test_seed_report_compares_each_checked_cells_whole_text(tmp_path):
     assert "changed with the seed: 0" in seeds.report({"ch": {0: a, 1: b}}, "ci")
     text = seeds.report({"ch": {0: a, 1: c}}, "ci")
     assert "changed with the seed: 1" in text and "x is small: False" in text
+
+
+def test_seed_sweep_takes_notebooks_anywhere_on_the_line():
+    """tools/seeds.py: notebooks after `--seeds 0 1` are notebooks, not seeds (argparse alone rejected them)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import seeds
+
+    a = seeds.parse(["out", "--profile", "long", "--seeds", "10", "11", "notebooks/05_learning_rate.ipynb"])
+    assert (a.out, a.profile, a.seeds, a.notebooks) == ("out", "long", [10, 11], ["notebooks/05_learning_rate.ipynb"])
+    b = seeds.parse(["out", "x.ipynb", "--seeds", "3"])
+    assert (b.seeds, b.notebooks) == ([3], ["x.ipynb"])
+    with pytest.raises(SystemExit):
+        seeds.parse(["out", "--seeds", "ten"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,14 @@ def test_a_chapters_fingerprint_covers_what_it_reaches_and_only_that():
     ch5 = module_closure(nbtool.chapter_modules(nbformat.read(ROOT / "notebooks" / "05_learning_rate.ipynb", 4)))
     assert {"bnutils.experiments.divergence", "bnutils.experiments.resnets", "bnutils.figures.divergence"} <= ch5
     assert "bnutils.experiments.ics" not in ch5 and "bnutils.figures.ics" not in ch5
+
+
+def test_a_counted_run_reports_its_exit_code_and_its_own_cpu_time(tmp_path):
+    """tools/nb.py's one way to run a chapter (execute: output on the terminal; smoke and ci: into a log): the exit
+    code, the wall time and the CPU time of that process tree alone."""
+    spin = "import sys, time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\nprint('done'); sys.exit(3)"
+    log = tmp_path / "log"
+    code, wall, cpu = nbtool._run_counted([sys.executable, "-c", spin], dict(os.environ), log)
+    assert code == 3 and log.read_text() == "done\n" and 0.3 <= cpu <= wall
+    code, wall, cpu = nbtool._run_counted([sys.executable, "-c", "pass"], dict(os.environ))
+    assert code == 0 and cpu < 0.3

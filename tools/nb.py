@@ -16,11 +16,11 @@ NB defaults to every notebooks/*.ipynb, so a chapter added later is picked up wi
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -108,13 +108,12 @@ def execute(nb_path: Path, profile: str = "cpu") -> float:
     fingerprint = code_fingerprint(nbformat.read(nb_path, as_version=4))  # the code as it is when the run starts
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / nb_path.name
-        t0, r0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         env = static_env(profile)
-        subprocess.run([sys.executable, "-m", "papermill", str(nb_path), str(out), "-k", "python3",
-                        "--cwd", str(nb_path.parent), "--no-progress-bar"], check=True, env=env)
-        seconds = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        args = [sys.executable, "-m", "papermill", str(nb_path), str(out), "-k", "python3",
+                "--cwd", str(nb_path.parent), "--no-progress-bar"]
+        code, seconds, cpu = _run_counted(args, env)
+        if code:
+            raise subprocess.CalledProcessError(code, args)
         nb = nbformat.read(out, as_version=4)
     nb.metadata.pop("papermill", None)
     for c in nb.cells:
@@ -235,11 +234,13 @@ def _has_cuda() -> bool:
     return r.stdout.strip() == "True"
 
 
-def _run_counted(args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> tuple[int, float, float]:
-    """Run a command with its output in `log`: (exit code, wall seconds, CPU seconds of that process tree)."""
+def _run_counted(args: list[str], env: dict[str, str], log: Path | None = None,
+                 cwd: Path | None = None) -> tuple[int, float, float]:
+    """Run a command, its output in `log` (else on this terminal): (exit code, wall seconds, CPU seconds of that
+    process tree, from its own rusage: other jobs of this process do not count)."""
     t0 = time.perf_counter()
-    with open(log, "w") as f:
-        p = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT, text=True, cwd=cwd)
+    with open(log, "w") if log else contextlib.nullcontext() as f:
+        p = subprocess.Popen(args, env=env, stdout=f, stderr=subprocess.STDOUT if f else None, text=True, cwd=cwd)
         _, status, usage = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     return p.returncode, time.perf_counter() - t0, usage.ru_utime + usage.ru_stime

@@ -1,7 +1,7 @@
 """Seed sweep of the checked cells and verdicts: run chapters at a profile with several seeds and report every
 checked line and every verdict that changes with the seed (a checked line that changes is not a check).
 
-    python tools/seeds.py OUT_DIR --profile ci --seeds 0 1 2 [NB ...]
+    python tools/seeds.py OUT_DIR --profile ci --seeds 0 1 2 [NB.ipynb ...]   # notebooks anywhere on the line
     python tools/seeds.py record book/data/scales.json OUT_DIR/*.ipynb   # keep their verdicts for the scales page
 
 Each run uses its own empty run cache. Writes OUT_DIR/seeds.md (the report) and the executed notebooks. `record`
@@ -91,19 +91,26 @@ def record(store: Path, notebooks: list[Path]) -> list[dict]:
     return merged
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The sweep's options. Notebooks (*.ipynb) may stand anywhere on the line, also after `--seeds 0 1 2`, whose
+    list would otherwise swallow them."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--profile", default="ci", choices=["ci", "cpu", "long", "gpu"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2)
+    a = ap.parse_args([x for x in argv if not x.endswith(".ipynb")])
+    a.notebooks = [x for x in argv if x.endswith(".ipynb")]
+    return a
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["record"]:
         if len(argv) < 3:
             raise SystemExit("usage: python tools/seeds.py record STORE.json NOTEBOOK.ipynb ...")
         print(f"{len(record(Path(argv[1]), [Path(a) for a in argv[2:]]))} records in {argv[1]}")
         return 0
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out")
-    ap.add_argument("notebooks", nargs="*")
-    ap.add_argument("--profile", default="ci", choices=["ci", "cpu", "long", "gpu"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--jobs", type=int, default=2)
-    a = ap.parse_args(argv)
+    a = parse(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     nbs = [Path(n).resolve() for n in a.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
