@@ -1,5 +1,5 @@
 """Benchmarks of the chapter metrics (landscape probes, ICS: batched vs loops) and of training throughput per CPU
-minute; sections 2, 3 and 7 of BENCHMARKS.md (`python bench/run.py`)."""
+minute and of torch.compile; sections 2, 3, 7 and 8 of BENCHMARKS.md (`python bench/run.py`)."""
 from __future__ import annotations
 
 import statistics
@@ -82,22 +82,25 @@ THROUGHPUT_NETS = {  # the book's training networks at the cpu profile
 }
 
 
-def _train_steps(net: str, fast: bool, steps: int, threads: int) -> float:
+def _train_steps(net: str, fast: bool, steps: int, threads: int, compiled: bool = False,
+                 channels_last: bool | None = None) -> float:
     """Seconds per step of `steps` SGD steps (batch 128) of THROUGHPUT_NETS[net] after 2 untimed ones: the settings
-    before (float32, contiguous) or now (`fast`: channels_last and bf16 autocast, as bnutils.train uses them)."""
+    before (float32, contiguous) or now (`fast`: channels_last and bf16 autocast, as bnutils.train uses them);
+    `channels_last` overrides the layout, `compiled` trains through torch.compile(model)."""
     torch.set_num_threads(threads)
     seed_everything(0)
     model = THROUGHPUT_NETS[net]()
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(128, 3, 32, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
-    if fast:
+    if fast if channels_last is None else channels_last:
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    forward = torch.compile(model) if compiled else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
     def step():
         opt.zero_grad()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            loss = F.cross_entropy(model(x).float(), y)
+            loss = F.cross_entropy(forward(x).float(), y)
         loss.backward()
         opt.step()
 
@@ -106,6 +109,14 @@ def _train_steps(net: str, fast: bool, steps: int, threads: int) -> float:
     for _ in range(steps):
         step()
     return (time.perf_counter() - t0) / steps
+
+
+def _compiled_steps(net: str, fast: bool, steps: int, channels_last: bool) -> tuple[float, float]:
+    """In a fresh process (no compiled code to reuse but the on-disk cache): (seconds to the first two compiled
+    steps, seconds per step after them), one thread."""
+    t0 = time.perf_counter()
+    per_step = _train_steps(net, fast, steps, 1, compiled=True, channels_last=channels_last)
+    return time.perf_counter() - t0 - steps * per_step, per_step
 
 
 def bench_throughput(repeats: int, steps: int = 20) -> dict[str, object]:
@@ -134,8 +145,37 @@ def bench_throughput(repeats: int, steps: int = 20) -> dict[str, object]:
     return rows
 
 
+def bench_compile(repeats: int, steps: int = 20) -> dict[str, object]:
+    """torch.compile for the book's small networks, one thread, one process at a time: eager vs compiled training
+    step in each memory layout, with bf16 autocast where the CPU has native bf16, and what compiling costs once per
+    process and network (a sweep's worker pays it for each network it trains)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from bnutils.train import cpu_bf16
+
+    fast = cpu_bf16()
+    rows: dict[str, object] = {"native bf16 on this CPU (autocast on)": fast}
+    for net in list(THROUGHPUT_NETS)[:2]:
+        for layout, cl in (("contiguous", False), ("channels_last", True)):
+            eager, comp, warm = [], [], []
+            for _ in range(max(1, repeats // 2)):
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    eager.append(pool.submit(_train_steps, net, fast, steps, 1, False, cl).result())
+                with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                    w, c = pool.submit(_compiled_steps, net, fast, steps, cl).result()
+                comp.append(c), warm.append(w)
+            e, c = statistics.median(eager), statistics.median(comp)
+            rows[f"{net}, {layout}: eager / compiled, ms/step"] = f"{1000 * e:.0f} / {1000 * c:.0f}"
+            rows[f"{net}, {layout}: speed-up of compiled"] = e / c
+            rows[f"{net}, {layout}: compiling, s per process (first / median)"] = f"{warm[0]:.0f} / {statistics.median(warm):.0f}"
+    return rows
+
+
 def extra_sections():
-    """Benchmarks of the chapter metrics (landscape probes and ICS, batched vs loops) and of training throughput."""
+    """Benchmarks of the chapter metrics (landscape probes and ICS, batched vs loops), of training throughput and of
+    torch.compile."""
     return [("2. Landscape probes: batched (vmap) vs loop", bench_probes),
             ("3. ICS for all layers: shared prefix and vmap vs loop", bench_ics),
-            ("7. Training throughput per CPU minute: before vs now", bench_throughput)]
+            ("7. Training throughput per CPU minute: before vs now", bench_throughput),
+            ("8. torch.compile on the CPU: eager vs compiled training step", bench_compile)]

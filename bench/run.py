@@ -7,6 +7,7 @@ BENCHMARKS.md with the machine, the date, medians and ratios.
     python bench/run.py --gpu      # on a CUDA machine: images/s and the fraction of measured matmul throughput
     python bench/run.py --quick --out X.md --json X.json   # seconds: the training loop only (the CPU fallback of
                                    # tools/gpu_check.sh); with --gpu, the GPU training step only
+    python bench/run.py --only 7 8 # the CPU sections numbered 7 and 8 alone, printed (written only with --out)
 
 Every run also writes section 6, each chapter's `gpu` runtime on a T4 estimated from FLOP counts (bench/estimate.py,
 a few seconds on the meta device); on a T4, --gpu feeds it the measured AMP throughput.
@@ -171,16 +172,32 @@ def bench_book(whole_ci: bool) -> dict[str, object]:
     return rows
 
 
+TRAIN_LOOP = "1. Training loop overhead (VGG-16 width 1/8 + BN, batch 128)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", action="store_true", help="run the GPU benchmark (needs CUDA)")
     ap.add_argument("--book", action="store_true", help="also time every chapter at ci (several minutes)")
     ap.add_argument("--ci", action="store_true", help="with --book: time the whole CI command, make test (~15 min)")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--out", help="write the page here (default: BENCHMARKS.md; with --only, print only)")
     ap.add_argument("--json", help="also write the sections as JSON here")
     ap.add_argument("--quick", action="store_true", help="one short section only (tools/gpu_check.sh)")
+    ap.add_argument("--only", nargs="+", metavar="N", help="only the CPU sections with these numbers (1, 2, 3, 7, 8)")
     args = ap.parse_args()
+    if args.only:
+        chosen = [(t, fn) for t, fn in [(TRAIN_LOOP, lambda r: bench_train_loop(40, r)), *extra_sections()]
+                  if t.split(".")[0] in args.only]
+        if not chosen or args.gpu or args.book or args.quick:
+            ap.error("--only takes the numbers of CPU sections (1, 2, 3, 7, 8), without --gpu, --book or --quick")
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        text = "\n".join(f"\n## {t}\n\n{table(fn(args.repeats))}\n" for t, fn in chosen)
+        if args.out:
+            Path(args.out).write_text(text)
+        print(text)
+        return
+    args.out = args.out or str(ROOT / "BENCHMARKS.md")
     if args.ci and not args.book:
         ap.error("--ci times the book's CI run: use it together with --book")
     torch.set_num_threads(int(os.environ.get("BNBOOK_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
@@ -189,14 +206,14 @@ def main() -> None:
         if args.gpu:
             sections["GPU: VGG-16 training step, AMP + channels_last"] = bench_gpu()
         else:
-            sections["1. Training loop overhead (VGG-16 width 1/8 + BN, batch 128)"] = bench_train_loop(5, 1)
+            sections[TRAIN_LOOP] = bench_train_loop(5, 1)
     elif args.gpu:
         sections["GPU: VGG-16 training step, AMP + channels_last"] = bench_gpu()
         # which metric implementation wins on this GPU, at the gpu profile's full width
         sections["GPU 2. Landscape probes: vmap vs loop"] = bench_probes(args.repeats, "cuda", 1.0)
         sections["GPU 3. ICS for all layers: prefix and vmap vs loop"] = bench_ics(args.repeats, "cuda", 1.0)
     else:
-        sections["1. Training loop overhead (VGG-16 width 1/8 + BN, batch 128)"] = bench_train_loop(40, args.repeats)
+        sections[TRAIN_LOOP] = bench_train_loop(40, args.repeats)
         for title, fn in extra_sections():
             sections[title] = fn(args.repeats)
         sections["4. Data: one epoch of CIFAR-10 training images"] = bench_data(max(3, args.repeats // 2))
