@@ -164,7 +164,8 @@ def bench_compile(repeats: int, steps: int = 20) -> dict[str, object]:
                     eager.append(pool.submit(_train_steps, net, fast, steps, 1, False, cl).result())
                 with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
                     w, c = pool.submit(_compiled_steps, net, fast, steps, cl).result()
-                comp.append(c), warm.append(w)
+                comp.append(c)
+                warm.append(w)
             e, c = statistics.median(eager), statistics.median(comp)
             rows[f"{net}, {layout}: eager / compiled, ms/step"] = f"{1000 * e:.0f} / {1000 * c:.0f}"
             rows[f"{net}, {layout}: speed-up of compiled"] = e / c

@@ -184,14 +184,16 @@ def main() -> None:
     ap.add_argument("--out", help="write the page here (default: BENCHMARKS.md; with --only, print only)")
     ap.add_argument("--json", help="also write the sections as JSON here")
     ap.add_argument("--quick", action="store_true", help="one short section only (tools/gpu_check.sh)")
-    ap.add_argument("--only", nargs="+", metavar="N", help="only the CPU sections with these numbers (1, 2, 3, 7, 8)")
+    ap.add_argument("--only", nargs="+", metavar="N", help="only the CPU sections with these numbers (1, 2, 3, 7, 8), printed")
     args = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("BNBOOK_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
     if args.only:
-        chosen = [(t, fn) for t, fn in [(TRAIN_LOOP, lambda r: bench_train_loop(40, r)), *extra_sections()]
-                  if t.split(".")[0] in args.only]
-        if not chosen or args.gpu or args.book or args.quick:
-            ap.error("--only takes the numbers of CPU sections (1, 2, 3, 7, 8), without --gpu, --book or --quick")
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        cpu_sections = {t.split(".")[0]: (t, fn) for t, fn in
+                        [(TRAIN_LOOP, lambda r: bench_train_loop(40, r)), *extra_sections()]}
+        if set(args.only) - set(cpu_sections) or args.gpu or args.book or args.quick:
+            ap.error(f"--only takes the numbers of CPU sections ({', '.join(cpu_sections)}), not {args.only}, "
+                     "and goes without --gpu, --book or --quick")
+        chosen = [cpu_sections[n] for n in dict.fromkeys(args.only)]
         text = "\n".join(f"\n## {t}\n\n{table(fn(args.repeats))}\n" for t, fn in chosen)
         if args.out:
             Path(args.out).write_text(text)
@@ -200,7 +202,6 @@ def main() -> None:
     args.out = args.out or str(ROOT / "BENCHMARKS.md")
     if args.ci and not args.book:
         ap.error("--ci times the book's CI run: use it together with --book")
-    torch.set_num_threads(int(os.environ.get("BNBOOK_THREADS", "0") or 0) or min(2, os.cpu_count() or 1))
     sections = {}
     if args.quick:
         if args.gpu:

@@ -188,3 +188,15 @@ def test_workload_defaults_are_the_notebooks_fixed_values(chapter):
             assert name in fixed, f"{chapter}: the notebook has no fixed value for workload's {name}"
             norm = lambda v: list(v) if isinstance(v, (list, tuple)) else v  # noqa: E731
             assert norm(fixed[name]) == norm(p.default), f"{chapter}: {name}"
+
+
+def test_bench_only_names_the_sections_it_takes():
+    """bench/run.py --only with a section that is not a CPU section stops before measuring, naming the ones it takes
+    (and never rewrites BENCHMARKS.md)."""
+    import subprocess
+
+    before = (ROOT / "BENCHMARKS.md").read_text()
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--only", "7", "5"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "CPU sections (1, 2, 3, 7, 8), not ['7', '5']" in r.stderr
+    assert (ROOT / "BENCHMARKS.md").read_text() == before
